@@ -1,0 +1,819 @@
+/*
+ * nn_linux.c - the netioapi notification contract over rtnetlink.
+ *
+ * Every registration owns a netlink socket, created by the registering thread (so it
+ * watches that thread's network namespace) and subscribed before the initial dump, so
+ * that no change between the dump and the first read is lost. The dump fills the
+ * registration's cache (what it knows of the kernel: links, and the rows of its kind),
+ * which tells ADD_INSTANCE from PARAMETER_NOTIFICATION and gives a delete its last row.
+ *
+ * One dispatcher thread per process serves every registration (epoll over their
+ * sockets), so the thread count does not grow with registrations, and callbacks of one
+ * registration are serialized by construction. Only the dispatcher touches a started
+ * registration's socket and cache; other threads hand it additions and removals through
+ * two queues and an eventfd.
+ */
+#include "netnotify.h"
+#include "nn_netlink.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define NN_RCVBUF (8 * 1024 * 1024)  /* socket receive buffer asked for */
+#define NN_READ_BUF (256 * 1024)     /* one read: a dump part or a notification */
+#define NN_DUMP_ATTEMPTS 8           /* a dump interrupted by changes is retried */
+#define NN_STACK_HOPS 16             /* next hops parsed without allocating */
+
+/* ------------------------------------------------------------------ cache entries */
+
+typedef struct {
+    uint32_t ifindex;
+    uint16_t family;
+    uint16_t pad;
+} nn_if_key;
+
+typedef struct {
+    nn_if_key key;
+    nn_if_row row;
+} nn_if_entry;
+
+typedef struct {
+    uint32_t ifindex;
+    uint16_t family;
+    uint8_t prefix_length;
+    uint8_t pad;
+    uint8_t addr[16];
+} nn_addr_key;
+
+typedef struct {
+    nn_addr_key key;
+    nn_addr_row row;
+} nn_addr_entry;
+
+/* The kernel's identity of a route; its next hops are the rows. */
+typedef struct {
+    uint32_t table;
+    uint32_t metric;
+    uint16_t family;
+    uint8_t prefix_length;
+    uint8_t tos;
+    uint8_t dst[16];
+} nn_route_key;
+
+typedef struct {
+    nn_route_key key;
+    size_t count;
+    nn_route_row *rows; /* malloc'd */
+} nn_route_entry;
+
+/* ------------------------------------------------------------------ registrations */
+
+typedef struct nn_lreg nn_lreg;
+struct nn_lreg {
+    nn_reg *reg;
+    nn_nlsock sock;
+    nn_map links; /* nn_link_entry by ifindex */
+    nn_map cache; /* nn_if_entry / nn_addr_entry / nn_route_entry */
+    int silent;   /* filling the cache from a dump: no callbacks */
+    int stopped;  /* delivery refused: the registration is cancelled */
+    unsigned char *backlog; /* notifications read during the initial dump */
+    size_t backlog_len, backlog_cap;
+    unsigned generation; /* fork generation that created it */
+    int in_epoll;
+    nn_lreg *qnext;   /* add / remove queue */
+    nn_lreg *anext, *aprev; /* every started registration (for fork) */
+};
+
+static struct {
+    pthread_mutex_t lock; /* guards the queues, the list and the fields below */
+    int started;
+    int epfd, evfd;
+    unsigned generation;
+    nn_lreg *adds, *removes;
+    nn_lreg *all;
+} nn_disp = {PTHREAD_MUTEX_INITIALIZER, 0, -1, -1, 0, NULL, NULL, NULL};
+
+static int nn_family_wanted(const nn_lreg *lr, int family)
+{
+    return lr->reg->family == AF_UNSPEC || lr->reg->family == family;
+}
+
+/* Hands one event to the core; returns non-zero when delivery must stop. */
+static int nn_emit(nn_lreg *lr, nn_notification_type type, const void *row)
+{
+    nn_event ev;
+
+    if (lr->silent)
+        return 0;
+    if (lr->stopped)
+        return 1;
+    memset(&ev, 0, sizeof ev);
+    ev.type = type;
+    ev.row = row;
+    if (nn_core_deliver(lr->reg, &ev) < 0) {
+        lr->stopped = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ links, interface rows */
+
+static int nn_on_link(nn_lreg *lr, const struct nlmsghdr *nlh)
+{
+    static const int families[2] = {AF_INET, AF_INET6};
+    const struct ifinfomsg *ifi;
+    nn_link_entry link;
+    nn_if_row rows[2];
+    int nrows = 0, f, i;
+
+    if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(*ifi)))
+        return 0;
+    ifi = (const struct ifinfomsg *)NLMSG_DATA(nlh);
+    if (ifi->ifi_family != AF_UNSPEC) /* bridge port and per-family messages repeat a link */
+        return 0;
+    if (nn_nl_parse_link(nlh, &link, rows, &nrows) < 0)
+        return 0;
+    if (nlh->nlmsg_type == RTM_DELLINK) {
+        nn_map_del(&lr->links, &link.ifindex);
+        nrows = 0;
+    }
+    else {
+        nn_link_entry *e = (nn_link_entry *)nn_map_put(&lr->links, &link.ifindex, NULL);
+        if (e != NULL)
+            *e = link;
+    }
+    if (lr->reg->kind != NN_KIND_INTERFACE)
+        return 0;
+    for (f = 0; f < 2; f++) {
+        const nn_if_row *row = NULL;
+        nn_if_key key;
+        nn_if_entry *e;
+        nn_if_row old;
+
+        if (!nn_family_wanted(lr, families[f]))
+            continue;
+        for (i = 0; i < nrows; i++)
+            if (rows[i].family == families[f])
+                row = &rows[i];
+        memset(&key, 0, sizeof key);
+        key.ifindex = link.ifindex;
+        key.family = (uint16_t)families[f];
+        e = (nn_if_entry *)nn_map_get(&lr->cache, &key);
+        if (row != NULL && e == NULL) {
+            e = (nn_if_entry *)nn_map_put(&lr->cache, &key, NULL);
+            if (e == NULL)
+                continue;
+            e->row = *row;
+            if (nn_emit(lr, NN_ADD_INSTANCE, row))
+                return 1;
+        }
+        else if (row != NULL) {
+            if (memcmp(&e->row, row, sizeof *row) == 0)
+                continue;
+            e->row = *row;
+            if (nn_emit(lr, NN_PARAMETER_NOTIFICATION, row))
+                return 1;
+        }
+        else if (e != NULL) {
+            old = e->row;
+            nn_map_del(&lr->cache, &key);
+            if (nn_emit(lr, NN_DELETE_INSTANCE, &old))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ addresses */
+
+static int nn_on_addr(nn_lreg *lr, const struct nlmsghdr *nlh)
+{
+    nn_addr_row row, old;
+    nn_addr_key key;
+    nn_addr_entry *e;
+    int quiet = lr->reg->kind == NN_KIND_STABLE; /* it reports tables, not rows */
+
+    if (nn_nl_parse_addr(nlh, &lr->links, &row) != 1 || !nn_family_wanted(lr, row.address.family))
+        return 0;
+    memset(&key, 0, sizeof key);
+    key.ifindex = row.interface_index;
+    key.family = row.address.family;
+    key.prefix_length = row.on_link_prefix_length;
+    memcpy(key.addr, row.address.addr, sizeof key.addr);
+    e = (nn_addr_entry *)nn_map_get(&lr->cache, &key);
+    if (nlh->nlmsg_type == RTM_DELADDR) {
+        if (e == NULL)
+            return 0;
+        old = e->row;
+        nn_map_del(&lr->cache, &key);
+        return quiet ? 0 : nn_emit(lr, NN_DELETE_INSTANCE, &old);
+    }
+    if (e == NULL) {
+        e = (nn_addr_entry *)nn_map_put(&lr->cache, &key, NULL);
+        if (e == NULL)
+            return 0;
+        e->row = row;
+        return quiet ? 0 : nn_emit(lr, NN_ADD_INSTANCE, &row);
+    }
+    if (memcmp(&e->row, &row, sizeof row) == 0)
+        return 0;
+    e->row = row;
+    return quiet ? 0 : nn_emit(lr, NN_PARAMETER_NOTIFICATION, &row);
+}
+
+static int nn_has_tentative(const nn_lreg *lr)
+{
+    const nn_addr_entry *e;
+    size_t it = 0;
+
+    while ((e = (const nn_addr_entry *)nn_map_next(&lr->cache, &it)) != NULL)
+        if (e->row.dad_state == 1 /* IpDadStateTentative */)
+            return 1;
+    return 0;
+}
+
+static int nn_addr_table(const nn_lreg *lr, nn_table *table)
+{
+    const nn_addr_entry *e;
+    size_t it = 0;
+
+    while ((e = (const nn_addr_entry *)nn_map_next(&lr->cache, &it)) != NULL) {
+        nn_addr_row *slot = (nn_addr_row *)nn_table_push(table);
+        if (slot == NULL)
+            return -1;
+        *slot = e->row;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ routes */
+
+static int nn_same_hop(const nn_route_row *a, const nn_route_row *b)
+{
+    return a->interface_index == b->interface_index && memcmp(&a->next_hop, &b->next_hop, sizeof a->next_hop) == 0;
+}
+
+static void nn_route_entry_free(nn_route_entry *e)
+{
+    free(e->rows);
+    e->rows = NULL;
+    e->count = 0;
+}
+
+static int nn_route_entry_add(nn_route_entry *e, const nn_route_row *row)
+{
+    nn_route_row *rows = (nn_route_row *)realloc(e->rows, (e->count + 1) * sizeof(*rows));
+
+    if (rows == NULL)
+        return -1;
+    rows[e->count++] = *row;
+    e->rows = rows;
+    return 0;
+}
+
+/* Applies one route message to the entry of its key; emits what changed. */
+static int nn_route_apply(nn_lreg *lr, const struct nlmsghdr *nlh, const nn_route_row *rows, size_t n)
+{
+    nn_route_key key;
+    nn_route_entry *e;
+    nn_route_row old;
+    size_t i, j;
+    int stop = 0;
+
+    memset(&key, 0, sizeof key);
+    key.table = rows[0].linux_table;
+    key.metric = rows[0].metric;
+    key.family = rows[0].destination_prefix.family;
+    key.prefix_length = rows[0].destination_prefix_length;
+    key.tos = rows[0].linux_tos;
+    memcpy(key.dst, rows[0].destination_prefix.addr, sizeof key.dst);
+    e = (nn_route_entry *)nn_map_get(&lr->cache, &key);
+
+    if (nlh->nlmsg_type == RTM_DELROUTE) {
+        for (i = 0; e != NULL && i < n && !stop; i++)
+            for (j = 0; j < e->count; j++)
+                if (nn_same_hop(&e->rows[j], &rows[i])) {
+                    old = e->rows[j];
+                    memmove(&e->rows[j], &e->rows[j + 1], (e->count - j - 1) * sizeof(old));
+                    e->count--;
+                    stop = nn_emit(lr, NN_DELETE_INSTANCE, &old);
+                    break;
+                }
+    }
+    else {
+        if (e == NULL && (e = (nn_route_entry *)nn_map_put(&lr->cache, &key, NULL)) == NULL)
+            return 0;
+        /* A replace swaps the kernel's route for the new one: its hops that are not in
+         * the new one are gone (NLM_F_REPLACE is in the notification's flags). */
+        for (j = 0; (nlh->nlmsg_flags & NLM_F_REPLACE) && j < e->count && !stop;) {
+            int kept = 0;
+            for (i = 0; i < n; i++)
+                kept |= nn_same_hop(&e->rows[j], &rows[i]);
+            if (kept) {
+                j++;
+                continue;
+            }
+            old = e->rows[j];
+            memmove(&e->rows[j], &e->rows[j + 1], (e->count - j - 1) * sizeof(old));
+            e->count--;
+            stop = nn_emit(lr, NN_DELETE_INSTANCE, &old);
+        }
+        for (i = 0; i < n && !stop; i++) {
+            for (j = 0; j < e->count; j++)
+                if (nn_same_hop(&e->rows[j], &rows[i]))
+                    break;
+            if (j < e->count) {
+                if (memcmp(&e->rows[j], &rows[i], sizeof rows[i]) == 0)
+                    continue;
+                e->rows[j] = rows[i];
+                stop = nn_emit(lr, NN_PARAMETER_NOTIFICATION, &rows[i]);
+            }
+            else if (nn_route_entry_add(e, &rows[i]) == 0)
+                stop = nn_emit(lr, NN_ADD_INSTANCE, &rows[i]);
+        }
+    }
+    /* The callbacks above may not touch this map (only this thread does), so e is valid. */
+    if (e != NULL && e->count == 0) {
+        nn_route_entry_free(e);
+        nn_map_del(&lr->cache, &key);
+    }
+    return stop;
+}
+
+static int nn_on_route(nn_lreg *lr, const struct nlmsghdr *nlh)
+{
+    nn_route_row stack_rows[NN_STACK_HOPS], *rows = stack_rows;
+    int n, stop;
+
+    n = nn_nl_parse_route(nlh, &lr->links, rows, NN_STACK_HOPS);
+    if (n > NN_STACK_HOPS) {
+        rows = (nn_route_row *)malloc((size_t)n * sizeof(*rows));
+        if (rows == NULL)
+            return 0;
+        n = nn_nl_parse_route(nlh, &lr->links, rows, (size_t)n);
+    }
+    stop = n > 0 && nn_family_wanted(lr, rows[0].destination_prefix.family) ? nn_route_apply(lr, nlh, rows, (size_t)n)
+                                                                              : 0;
+    if (rows != stack_rows)
+        free(rows);
+    return stop;
+}
+
+/* ------------------------------------------------------------------ messages */
+
+static int nn_on_message(void *ctx, const struct nlmsghdr *nlh)
+{
+    nn_lreg *lr = (nn_lreg *)ctx;
+
+    switch (nlh->nlmsg_type) {
+    case RTM_NEWLINK:
+    case RTM_DELLINK:
+        return nn_on_link(lr, nlh);
+    case RTM_NEWADDR:
+    case RTM_DELADDR:
+        return lr->reg->kind == NN_KIND_ADDRESS || lr->reg->kind == NN_KIND_STABLE ? nn_on_addr(lr, nlh) : 0;
+    case RTM_NEWROUTE:
+    case RTM_DELROUTE:
+        return lr->reg->kind == NN_KIND_ROUTE ? nn_on_route(lr, nlh) : 0;
+    default:
+        return 0;
+    }
+}
+
+/* Keeps a notification that arrived during the initial dump, for the dispatcher. */
+static int nn_backlog_add(void *ctx, const struct nlmsghdr *nlh)
+{
+    nn_lreg *lr = (nn_lreg *)ctx;
+    size_t need = NLMSG_ALIGN(nlh->nlmsg_len);
+
+    if (lr->backlog_len + need > lr->backlog_cap) {
+        size_t cap = lr->backlog_cap ? lr->backlog_cap : 4096;
+        unsigned char *p;
+        while (cap < lr->backlog_len + need)
+            cap *= 2;
+        p = (unsigned char *)realloc(lr->backlog, cap);
+        if (p == NULL)
+            return 0; /* dropped; the next change of the object corrects the cache */
+        lr->backlog = p;
+        lr->backlog_cap = cap;
+    }
+    memcpy(lr->backlog + lr->backlog_len, nlh, nlh->nlmsg_len);
+    lr->backlog_len += need;
+    return 0;
+}
+
+static void nn_backlog_replay(nn_lreg *lr)
+{
+    size_t off = 0;
+
+    while (off + sizeof(struct nlmsghdr) <= lr->backlog_len) {
+        const struct nlmsghdr *nlh = (const struct nlmsghdr *)(const void *)(lr->backlog + off);
+        if (nn_on_message(lr, nlh))
+            break;
+        off += NLMSG_ALIGN(nlh->nlmsg_len);
+    }
+    free(lr->backlog);
+    lr->backlog = NULL;
+    lr->backlog_len = lr->backlog_cap = 0;
+}
+
+/* ------------------------------------------------------------------ lifetime */
+
+static void nn_cache_clear(nn_lreg *lr)
+{
+    if (lr->reg->kind == NN_KIND_ROUTE) {
+        nn_route_entry *e;
+        size_t it = 0;
+        while ((e = (nn_route_entry *)nn_map_next(&lr->cache, &it)) != NULL)
+            nn_route_entry_free(e);
+    }
+    nn_map_clear(&lr->cache);
+    nn_map_clear(&lr->links);
+    lr->backlog_len = 0;
+}
+
+static void nn_lreg_free(nn_lreg *lr)
+{
+    nn_cache_clear(lr);
+    nn_map_free(&lr->cache);
+    nn_map_free(&lr->links);
+    free(lr->backlog);
+    nn_nl_close(&lr->sock);
+    free(lr);
+}
+
+void nn_backend_release(nn_reg *reg)
+{
+    if (reg->backend != NULL)
+        nn_lreg_free((nn_lreg *)reg->backend);
+    reg->backend = NULL;
+}
+
+/* Subscribes, then dumps what the registration needs into its cache, silently. */
+static int nn_lreg_fill(nn_lreg *lr, nn_error *err)
+{
+    unsigned groups[3];
+    size_t ngroups = 0;
+    int kind = lr->reg->kind, family = lr->reg->family, attempt, rc = 0;
+    int v4 = family != AF_INET6, v6 = family != AF_INET;
+
+    groups[ngroups++] = RTNLGRP_LINK;
+    if (kind == NN_KIND_ADDRESS || kind == NN_KIND_STABLE) {
+        if (v4)
+            groups[ngroups++] = RTNLGRP_IPV4_IFADDR;
+        if (v6)
+            groups[ngroups++] = RTNLGRP_IPV6_IFADDR;
+    }
+    else if (kind == NN_KIND_ROUTE) {
+        if (v4)
+            groups[ngroups++] = RTNLGRP_IPV4_ROUTE;
+        if (v6)
+            groups[ngroups++] = RTNLGRP_IPV6_ROUTE;
+    }
+    if (nn_nl_open(&lr->sock, groups, ngroups, NN_RCVBUF, err) < 0)
+        return -1;
+    lr->silent = 1;
+    for (attempt = 0; attempt < NN_DUMP_ATTEMPTS; attempt++) {
+        nn_cache_clear(lr);
+        rc = nn_nl_dump(&lr->sock, RTM_GETLINK, AF_UNSPEC, nn_on_message, nn_backlog_add, lr, err);
+        if (rc == 0 && (kind == NN_KIND_ADDRESS || kind == NN_KIND_STABLE))
+            rc = nn_nl_dump(&lr->sock, RTM_GETADDR, (uint8_t)family, nn_on_message, nn_backlog_add, lr, err);
+        else if (rc == 0 && kind == NN_KIND_ROUTE)
+            rc = nn_nl_dump(&lr->sock, RTM_GETROUTE, (uint8_t)family, nn_on_message, nn_backlog_add, lr, err);
+        if (rc != NN_DUMP_INTR)
+            break;
+    }
+    lr->silent = 0;
+    if (rc == NN_DUMP_INTR)
+        return nn_error_from_errno(err, EAGAIN, "rtnetlink dump");
+    return rc < 0 ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------ dispatcher */
+
+static void nn_wake(void)
+{
+    uint64_t one = 1;
+    ssize_t n;
+
+    do
+        n = write(nn_disp.evfd, &one, sizeof one);
+    while (n < 0 && errno == EINTR);
+}
+
+static void nn_check_stable(nn_lreg *lr)
+{
+    nn_table table;
+    nn_event ev;
+
+    if (lr->stopped || nn_has_tentative(lr))
+        return;
+    nn_table_init(&table, NN_KIND_STABLE);
+    if (nn_addr_table(lr, &table) == 0) {
+        memset(&ev, 0, sizeof ev);
+        ev.table = &table;
+        nn_core_deliver(lr->reg, &ev); /* the core ends the registration after it */
+        lr->stopped = 1;
+    }
+    nn_table_free(&table);
+}
+
+static void nn_readable(nn_lreg *lr, unsigned char *buf)
+{
+    nn_error err = {0, 0, NULL, NULL};
+    int rc;
+
+    if (lr->stopped)
+        return;
+    rc = nn_nl_read(&lr->sock, buf, NN_READ_BUF, nn_on_message, lr, &err);
+    if (rc < 0) {
+        if (err.errnum == ENOBUFS)
+            err.detail = "the netlink socket overflowed: changes were lost";
+        else {
+            /* The socket is unusable: say so once, and stop listening to it. */
+            epoll_ctl(nn_disp.epfd, EPOLL_CTL_DEL, lr->sock.fd, NULL);
+            lr->in_epoll = 0;
+            lr->stopped = 1;
+        }
+        nn_core_report_error(lr->reg, &err);
+    }
+    if (lr->reg->kind == NN_KIND_STABLE)
+        nn_check_stable(lr);
+}
+
+static void nn_start_one(nn_lreg *lr, unsigned char *buf)
+{
+    struct epoll_event ev;
+
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN;
+    ev.data.ptr = lr;
+    if (epoll_ctl(nn_disp.epfd, EPOLL_CTL_ADD, lr->sock.fd, &ev) == 0)
+        lr->in_epoll = 1;
+    else {
+        nn_error err = {0, 0, NULL, NULL};
+        nn_error_from_errno(&err, errno, "epoll_ctl");
+        nn_core_report_error(lr->reg, &err);
+    }
+    if (lr->reg->initial_notification && lr->reg->kind != NN_KIND_STABLE)
+        nn_emit(lr, NN_INITIAL_NOTIFICATION, NULL);
+    nn_backlog_replay(lr);
+    nn_readable(lr, buf);
+}
+
+static void nn_stop_one(nn_lreg *lr)
+{
+    nn_reg *reg = lr->reg;
+
+    if (lr->in_epoll)
+        epoll_ctl(nn_disp.epfd, EPOLL_CTL_DEL, lr->sock.fd, NULL);
+    lr->in_epoll = 0;
+    lr->stopped = 1;
+    nn_nl_close(&lr->sock);
+    pthread_mutex_lock(&nn_disp.lock);
+    if (lr->aprev != NULL)
+        lr->aprev->anext = lr->anext;
+    else if (nn_disp.all == lr)
+        nn_disp.all = lr->anext;
+    if (lr->anext != NULL)
+        lr->anext->aprev = lr->aprev;
+    lr->anext = lr->aprev = NULL;
+    pthread_mutex_unlock(&nn_disp.lock);
+    nn_reg_decref(reg); /* the dispatcher's reference */
+}
+
+/* Reverses a queue taken from the lists (they are pushed at the head). */
+static nn_lreg *nn_fifo(nn_lreg *q)
+{
+    nn_lreg *out = NULL;
+
+    while (q != NULL) {
+        nn_lreg *next = q->qnext;
+        q->qnext = out;
+        out = q;
+        q = next;
+    }
+    return out;
+}
+
+static void nn_service(unsigned char *buf)
+{
+    nn_lreg *adds, *removes, *lr;
+
+    pthread_mutex_lock(&nn_disp.lock);
+    adds = nn_fifo(nn_disp.adds);
+    removes = nn_fifo(nn_disp.removes);
+    nn_disp.adds = nn_disp.removes = NULL;
+    pthread_mutex_unlock(&nn_disp.lock);
+    while ((lr = adds) != NULL) {
+        adds = lr->qnext;
+        lr->qnext = NULL;
+        nn_start_one(lr, buf);
+    }
+    while ((lr = removes) != NULL) {
+        removes = lr->qnext;
+        lr->qnext = NULL;
+        nn_stop_one(lr);
+    }
+}
+
+static void *nn_dispatcher(void *arg)
+{
+    struct epoll_event events[64];
+    unsigned char *buf = (unsigned char *)arg;
+
+    for (;;) {
+        int n = epoll_wait(nn_disp.epfd, events, 64, -1), i;
+        if (n < 0 && errno != EINTR)
+            break;
+        for (i = 0; i < n; i++) {
+            if (events[i].data.ptr == NULL) {
+                uint64_t count;
+                ssize_t r = read(nn_disp.evfd, &count, sizeof count);
+                (void)r;
+            }
+            else
+                nn_readable((nn_lreg *)events[i].data.ptr, buf);
+        }
+        nn_service(buf);
+    }
+    free(buf);
+    return NULL;
+}
+
+/* Starts the dispatcher thread on first use; caller holds nn_disp.lock. */
+static int nn_dispatcher_start(nn_error *err)
+{
+    struct epoll_event ev;
+    pthread_attr_t attr;
+    pthread_t thread;
+    sigset_t all, old;
+    unsigned char *buf;
+    int rc;
+
+    if (nn_disp.started)
+        return 0;
+    if (nn_disp.epfd < 0 && (nn_disp.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+        return nn_error_from_errno(err, errno, "epoll_create1");
+    if (nn_disp.evfd < 0) {
+        if ((nn_disp.evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+            return nn_error_from_errno(err, errno, "eventfd");
+        memset(&ev, 0, sizeof ev);
+        ev.events = EPOLLIN;
+        ev.data.ptr = NULL;
+        if (epoll_ctl(nn_disp.epfd, EPOLL_CTL_ADD, nn_disp.evfd, &ev) < 0) {
+            rc = errno;
+            close(nn_disp.evfd);
+            nn_disp.evfd = -1;
+            return nn_error_from_errno(err, rc, "epoll_ctl");
+        }
+    }
+    if ((buf = (unsigned char *)malloc(NN_READ_BUF)) == NULL)
+        return nn_error_from_errno(err, ENOMEM, "malloc");
+    /* Signals belong to Python's main thread; the dispatcher never takes them. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    rc = pthread_create(&thread, &attr, nn_dispatcher, buf);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        free(buf);
+        return nn_error_from_errno(err, rc, "pthread_create");
+    }
+    nn_disp.started = 1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ backend interface */
+
+int nn_backend_init(nn_error *err)
+{
+    (void)err;
+    return 0;
+}
+
+int nn_backend_register(nn_reg *reg, int *stable_now, nn_table *table, nn_error *err)
+{
+    nn_lreg *lr;
+    int rc;
+
+    *stable_now = 0;
+    if (reg->kind == NN_KIND_TEREDO) {
+        nn_error_set(err, NN_ERROR_NOT_SUPPORTED, "NotifyTeredoPortChange");
+        err->detail = "Teredo is not supported on this platform";
+        return -1;
+    }
+    lr = (nn_lreg *)calloc(1, sizeof(*lr));
+    if (lr == NULL)
+        return nn_error_from_errno(err, ENOMEM, "malloc");
+    lr->reg = reg;
+    lr->sock.fd = -1;
+    nn_map_init(&lr->links, sizeof(uint32_t), sizeof(nn_link_entry));
+    if (reg->kind == NN_KIND_INTERFACE)
+        nn_map_init(&lr->cache, sizeof(nn_if_key), sizeof(nn_if_entry));
+    else if (reg->kind == NN_KIND_ROUTE)
+        nn_map_init(&lr->cache, sizeof(nn_route_key), sizeof(nn_route_entry));
+    else
+        nn_map_init(&lr->cache, sizeof(nn_addr_key), sizeof(nn_addr_entry));
+    if (nn_lreg_fill(lr, err) < 0)
+        goto fail;
+    if (reg->kind == NN_KIND_STABLE) {
+        nn_backlog_replay(lr); /* quietly: a stable registration reports no rows */
+        if (!nn_has_tentative(lr)) {
+            if (nn_addr_table(lr, table) < 0) {
+                nn_error_from_errno(err, ENOMEM, "malloc");
+                goto fail;
+            }
+            *stable_now = 1;
+            nn_lreg_free(lr);
+            return 0;
+        }
+    }
+    pthread_mutex_lock(&nn_disp.lock);
+    rc = nn_dispatcher_start(err);
+    if (rc == 0) {
+        reg->backend = lr;
+        lr->generation = nn_disp.generation;
+        nn_reg_incref(reg); /* the dispatcher's reference, dropped by nn_stop_one */
+        lr->anext = nn_disp.all;
+        if (nn_disp.all != NULL)
+            nn_disp.all->aprev = lr;
+        nn_disp.all = lr;
+        lr->qnext = nn_disp.adds;
+        nn_disp.adds = lr;
+    }
+    pthread_mutex_unlock(&nn_disp.lock);
+    if (rc < 0)
+        goto fail;
+    nn_wake();
+    return 0;
+fail:
+    nn_lreg_free(lr);
+    return -1;
+}
+
+void nn_backend_cancel(nn_reg *reg, int from_callback)
+{
+    nn_lreg *lr = (nn_lreg *)reg->backend;
+
+    (void)from_callback; /* the core's cancelled flag already stops deliveries */
+    pthread_mutex_lock(&nn_disp.lock);
+    if (lr != NULL && lr->generation == nn_disp.generation) {
+        lr->qnext = nn_disp.removes;
+        nn_disp.removes = lr;
+        pthread_mutex_unlock(&nn_disp.lock);
+        nn_wake();
+        return;
+    }
+    pthread_mutex_unlock(&nn_disp.lock);
+}
+
+void nn_backend_after_fork_child(void)
+{
+    nn_lreg *lr;
+
+    /* The dispatcher thread did not survive the fork: close what it owned, in the
+     * child only, and drop its references. A new one starts on the next registration. */
+    pthread_mutex_init(&nn_disp.lock, NULL);
+    while ((lr = nn_disp.all) != NULL) {
+        nn_disp.all = lr->anext;
+        lr->anext = lr->aprev = NULL;
+        lr->stopped = 1;
+        nn_nl_close(&lr->sock);
+        nn_reg_decref(lr->reg);
+    }
+    nn_disp.adds = nn_disp.removes = NULL;
+    if (nn_disp.epfd >= 0)
+        close(nn_disp.epfd);
+    if (nn_disp.evfd >= 0)
+        close(nn_disp.evfd);
+    nn_disp.epfd = nn_disp.evfd = -1;
+    nn_disp.started = 0;
+    nn_disp.generation++;
+}
+
+int nn_backend_get_table(nn_kind kind, int family, nn_table *table, nn_error *err)
+{
+    return nn_nl_get_table(kind, family, table, err);
+}
+
+int nn_backend_get_entry(nn_kind kind, void *row, nn_error *err)
+{
+    return nn_nl_get_entry(kind, row, err);
+}
+
+int nn_backend_get_teredo_port(unsigned *port, nn_error *err)
+{
+    *port = 0;
+    nn_error_set(err, NN_ERROR_NOT_SUPPORTED, "GetTeredoPort");
+    err->detail = "Teredo is not supported on this platform";
+    return -1;
+}
