@@ -8,6 +8,7 @@ Environment switches (off unless set to 1):
 import os
 import sys
 import sysconfig
+from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -57,7 +58,15 @@ class BuildExt(build_ext):
         for ext in self.extensions:
             ext.extra_compile_args = compile_args + list(ext.extra_compile_args or [])
             ext.extra_link_args = link_args + list(ext.extra_link_args or [])
+        # An extension built earlier with other flags (a sanitizer build, say) looks up to date to
+        # setuptools, which compares only timestamps: rebuild whenever the flags change.
+        flags = " ".join([*compile_args, "--link", *link_args])
+        stamp = Path(self.build_temp, "netnotify-flags.txt")
+        if not stamp.exists() or stamp.read_text(encoding="utf-8") != flags:
+            self.force = self.compiler.force = True
         super().build_extensions()
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(flags, encoding="utf-8")
 
 
 extension = Extension(

@@ -17,6 +17,7 @@
 #include "nn_netlink.h"
 
 #include <errno.h>
+#include <net/if.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,7 @@ struct nn_lreg {
     nn_map cache; /* nn_if_entry / nn_addr_entry / nn_route_entry */
     int silent;   /* filling the cache from a dump: no callbacks */
     int stopped;  /* delivery refused: the registration is cancelled */
+    int reread_links; /* a link message was stale: dump the links again */
     unsigned char *backlog; /* notifications read during the initial dump */
     size_t backlog_len, backlog_cap;
     unsigned generation; /* fork generation that created it */
@@ -122,23 +124,33 @@ static int nn_emit(nn_lreg *lr, nn_notification_type type, const void *row)
     return 0;
 }
 
+static int nn_purge_ipv4_routes(nn_lreg *lr, uint32_t ifindex, int keep_local);
+
 /* ------------------------------------------------------------------ links, interface rows */
 
 static int nn_on_link(nn_lreg *lr, const struct nlmsghdr *nlh)
 {
     static const int families[2] = {AF_INET, AF_INET6};
     const struct ifinfomsg *ifi;
-    nn_link_entry link;
+    nn_link_entry link, *known;
     nn_if_row rows[2];
-    int nrows = 0, f, i;
+    int nrows = 0, f, i, has_v6 = 0;
 
     if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(*ifi)))
         return 0;
     ifi = (const struct ifinfomsg *)NLMSG_DATA(nlh);
     if (ifi->ifi_family != AF_UNSPEC) /* bridge port and per-family messages repeat a link */
         return 0;
-    if (nn_nl_parse_link(nlh, &link, rows, &nrows) < 0)
+    if (nn_nl_parse_link(nlh, &link, rows, &nrows) != 0)
         return 0;
+    for (i = 0; i < nrows; i++)
+        has_v6 |= rows[i].family == AF_INET6;
+    known = (nn_link_entry *)nn_map_get(&lr->links, &link.ifindex);
+    /* When the MTU climbs back to the IPv6 minimum, the kernel brings IPv6 up after it
+     * sent the link message, and sends no other: read the links again afterwards. */
+    if (nlh->nlmsg_type == RTM_NEWLINK && known != NULL && known->mtu < NN_IPV6_MIN_MTU &&
+        link.mtu >= NN_IPV6_MIN_MTU && !has_v6 && !lr->silent)
+        lr->reread_links = 1;
     if (nlh->nlmsg_type == RTM_DELLINK) {
         nn_map_del(&lr->links, &link.ifindex);
         nrows = 0;
@@ -148,6 +160,11 @@ static int nn_on_link(nn_lreg *lr, const struct nlmsghdr *nlh)
         if (e != NULL)
             *e = link;
     }
+    /* The kernel flushes the IPv4 routes of a link that goes down or away without
+     * telling anyone (no RTM_DELROUTE): report their deletion ourselves. Going down
+     * spares the local routes of its addresses (their next hop has host scope). */
+    if (lr->reg->kind == NN_KIND_ROUTE && (nlh->nlmsg_type == RTM_DELLINK || !(ifi->ifi_flags & IFF_UP)))
+        return nn_purge_ipv4_routes(lr, link.ifindex, nlh->nlmsg_type != RTM_DELLINK);
     if (lr->reg->kind != NN_KIND_INTERFACE)
         return 0;
     for (f = 0; f < 2; f++) {
@@ -346,6 +363,48 @@ static int nn_route_apply(nn_lreg *lr, const struct nlmsghdr *nlh, const nn_rout
     return stop;
 }
 
+static int nn_purge_ipv4_routes(nn_lreg *lr, uint32_t ifindex, int keep_local)
+{
+    nn_route_key *empty = NULL;
+    nn_route_entry *e;
+    size_t it = 0, nempty = 0, cap = 0, j;
+    int stop = 0;
+
+    while (!stop && (e = (nn_route_entry *)nn_map_next(&lr->cache, &it)) != NULL) {
+        if (e->key.family != AF_INET)
+            continue;
+        for (j = 0; j < e->count && !stop;) {
+            nn_route_row old = e->rows[j];
+            if (old.interface_index != ifindex || (keep_local && old.linux_type == RTN_LOCAL)) {
+                j++;
+                continue;
+            }
+            memmove(&e->rows[j], &e->rows[j + 1], (e->count - j - 1) * sizeof(old));
+            e->count--;
+            stop = nn_emit(lr, NN_DELETE_INSTANCE, &old);
+        }
+        if (e->count == 0) {
+            if (nempty == cap) {
+                nn_route_key *grown = (nn_route_key *)realloc(empty, (cap ? cap * 2 : 16) * sizeof(*grown));
+                if (grown == NULL)
+                    continue; /* the empty entry stays; harmless */
+                empty = grown;
+                cap = cap ? cap * 2 : 16;
+            }
+            empty[nempty++] = e->key;
+        }
+    }
+    for (j = 0; j < nempty; j++) {
+        e = (nn_route_entry *)nn_map_get(&lr->cache, &empty[j]);
+        if (e != NULL && e->count == 0) {
+            nn_route_entry_free(e);
+            nn_map_del(&lr->cache, &empty[j]);
+        }
+    }
+    free(empty);
+    return stop;
+}
+
 static int nn_on_route(nn_lreg *lr, const struct nlmsghdr *nlh)
 {
     nn_route_row stack_rows[NN_STACK_HOPS], *rows = stack_rows;
@@ -532,6 +591,12 @@ static void nn_readable(nn_lreg *lr, unsigned char *buf)
     if (lr->stopped)
         return;
     rc = nn_nl_read(&lr->sock, buf, NN_READ_BUF, nn_on_message, lr, &err);
+    if (rc >= 0 && lr->reread_links && !lr->stopped) {
+        lr->reread_links = 0;
+        rc = nn_nl_dump(&lr->sock, RTM_GETLINK, AF_UNSPEC, nn_on_message, nn_backlog_add, lr, &err);
+        nn_backlog_replay(lr);
+        rc = rc == NN_DUMP_INTR ? 0 : rc; /* a change during the dump brings its own message */
+    }
     if (rc < 0) {
         if (err.errnum == ENOBUFS)
             err.detail = "the netlink socket overflowed: changes were lost";

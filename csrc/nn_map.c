@@ -40,7 +40,9 @@ static size_t nn_map_find(const nn_map *m, const void *key)
     return i;
 }
 
-static int nn_map_grow(nn_map *m)
+/* Doubles the table. The old arrays are handed back for the caller to free once it
+ * is done with the key, which may point into them. */
+static int nn_map_grow(nn_map *m, unsigned char **old_entries, unsigned char **old_state)
 {
     size_t cap = m->capacity ? m->capacity * 2 : NN_MAP_MIN_CAPACITY;
     if (cap < m->capacity || cap > SIZE_MAX / m->entry_size)
@@ -63,8 +65,8 @@ static int nn_map_grow(nn_map *m)
         memcpy(nn_map_slot(m, j), nn_map_slot(&old, i), m->entry_size);
         m->state[j] = 1;
     }
-    free(old.entries);
-    free(old.state);
+    *old_entries = old.entries;
+    *old_state = old.state;
     return 0;
 }
 
@@ -112,16 +114,17 @@ void *nn_map_put(nn_map *m, const void *key, int *created)
         }
     }
     /* a new entry: keep the load at or below 70% */
-    if ((m->count + 1) * 10 > m->capacity * 7) {
-        if (nn_map_grow(m) < 0)
-            return NULL;
-    }
+    unsigned char *old_entries = NULL, *old_state = NULL;
+    if ((m->count + 1) * 10 > m->capacity * 7 && nn_map_grow(m, &old_entries, &old_state) < 0)
+        return NULL;
     i = nn_map_find(m, key);
     unsigned char *e = nn_map_slot(m, i);
-    memset(e, 0, m->entry_size);
-    memcpy(e, key, m->key_size);
+    memmove(e, key, m->key_size); /* the key may live in the old arrays, freed below */
+    memset(e + m->key_size, 0, m->entry_size - m->key_size);
     m->state[i] = 1;
     m->count++;
+    free(old_entries);
+    free(old_state);
     if (created)
         *created = 1;
     return e;

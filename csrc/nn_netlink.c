@@ -424,6 +424,7 @@ int nn_nl_parse_link(const struct nlmsghdr *nlh, nn_link_entry *link, nn_if_row 
     link->iftype = nn_iftype_from_arphrd(ifi.ifi_type);
     uint64_t luid = nn_luid_make(link->ifindex, link->iftype);
     uint32_t mtu = nn_rta_u32(tb[IFLA_MTU], 0);
+    link->mtu = mtu;
 
     if (v4.present) {
         nn_if_row *r = &rows[(*nrows)++];
@@ -433,8 +434,10 @@ int nn_nl_parse_link(const struct nlmsghdr *nlh, nn_link_entry *link, nn_if_row 
         r->link_local_address_behavior = NN_LL_ALWAYS_OFF;
         r->nl_mtu = mtu;
     }
-    /* a disabled IPv6 keeps its inet6_dev (and so its AF_SPEC entry) but runs nothing */
-    if (v6.present && nn_v6_conf(&v6, NN_DEVCONF_DISABLE_IPV6, 0) == 0) {
+    /* A disabled IPv6 keeps its inet6_dev (and so its AF_SPEC entry) but runs nothing.
+     * Below the IPv6 minimum MTU the kernel tears IPv6 down, yet the link message of
+     * that MTU change still carries the old AF_INET6 entry: apply the rule here. */
+    if (v6.present && nn_v6_conf(&v6, NN_DEVCONF_DISABLE_IPV6, 0) == 0 && (mtu == 0 || mtu >= NN_IPV6_MIN_MTU)) {
         nn_if_row *r = &rows[(*nrows)++];
         nn_if_row_common(r, AF_INET6, &ifi, luid);
         int32_t fwd = nn_v6_conf(&v6, NN_DEVCONF_FORWARDING, 0);
@@ -442,18 +445,22 @@ int nn_nl_parse_link(const struct nlmsghdr *nlh, nn_link_entry *link, nn_if_row 
         int32_t mtu6 = nn_v6_conf(&v6, NN_DEVCONF_MTU6, 0);
         int32_t dad = nn_v6_conf(&v6, NN_DEVCONF_DAD_TRANSMITS, 0);
         r->forwarding_enabled = fwd != 0;
-        /* the kernel's ipv6_accept_ra(): 1 means "unless forwarding", 2 "always" */
-        r->router_discovery_behavior = accept_ra >= 2 || (accept_ra == 1 && fwd == 0);
+        /* the kernel's ipv6_accept_ra(): 1 means "unless forwarding", 2 "always";
+         * without neighbour discovery (loopback, NOARP) no advertisement arrives */
+        r->router_discovery_behavior =
+            r->supports_router_discovery && (accept_ra >= 2 || (accept_ra == 1 && fwd == 0));
         r->managed_address_configuration_supported = (v6.flags & NN_IF_RA_MANAGED) != 0;
         r->other_stateful_configuration_supported = (v6.flags & NN_IF_RA_OTHERCONF) != 0;
         r->link_local_address_behavior =
             v6.addr_gen_mode == NN_IN6_ADDR_GEN_MODE_NONE ? NN_LL_ALWAYS_OFF : NN_LL_ALWAYS_ON;
         r->dad_transmits = dad > 0 ? (uint32_t)dad : 0;
-        r->nl_mtu = mtu6 > 0 ? (uint32_t)mtu6 : mtu;
+        /* The link message of an MTU change is sent before IPv6 copies the new MTU to
+         * mtu6, which is never above the link MTU: the minimum is right for decreases. */
+        r->nl_mtu = mtu6 > 0 && (!mtu || (uint32_t)mtu6 < mtu) ? (uint32_t)mtu6 : mtu;
         if (v6.has_cacheinfo) {
+            /* reachable_time is left 0: the kernel re-draws it at random every few
+             * minutes without a message, so it would make rows differ for nothing */
             r->max_reassembly_size = v6.ci.max_reasm_len;
-            r->reachable_time = v6.ci.reachable_time;
-            r->base_reachable_time = v6.ci.reachable_time;
             r->retransmit_time = v6.ci.retrans_time;
         }
         uint64_t id = 0;
@@ -469,22 +476,21 @@ int nn_nl_parse_link(const struct nlmsghdr *nlh, nn_link_entry *link, nn_if_row 
 /* FILETIME of CLOCK_MONOTONIC's zero, which is where the kernel's cstamp counts from.
  * Cached so that two parses of one message give byte-identical rows (the rows are
  * compared with memcmp); refreshed only when the clocks moved apart by more than a
- * second (clock step, suspend), not for the jitter of reading two clocks. */
+ * second (clock step, suspend), not for the jitter of reading two clocks. Atomics,
+ * not a mutex: a fork() while another thread held a mutex would hang the child. */
 static int64_t nn_boot_filetime(void)
 {
-    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     static int64_t cached;
     struct timespec rt, mono;
     clock_gettime(CLOCK_REALTIME, &rt);
     clock_gettime(CLOCK_MONOTONIC, &mono);
     int64_t now = ((int64_t)rt.tv_sec - (int64_t)mono.tv_sec) * 10000000 +
                   ((int64_t)rt.tv_nsec - (int64_t)mono.tv_nsec) / 100 + NN_FILETIME_UNIX_EPOCH;
-    pthread_mutex_lock(&lock);
-    int64_t diff = now - cached;
-    if (cached == 0 || diff > 10000000 || diff < -10000000)
-        cached = now;
-    now = cached;
-    pthread_mutex_unlock(&lock);
+    int64_t old = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    int64_t diff = now - old;
+    if (old != 0 && diff <= 10000000 && diff >= -10000000)
+        return old;
+    __atomic_store_n(&cached, now, __ATOMIC_RELAXED);
     return now;
 }
 
@@ -935,12 +941,13 @@ static int nn_nl_send_dump(nn_nlsock *s, uint16_t type, uint8_t family, uint32_t
     }
 }
 
+/* The error int of NLMSG_ERROR / NLMSG_DONE: 0 or a negative errno (EPROTO if odd). */
 static int nn_nlmsg_error(const struct nlmsghdr *nlh)
 {
     int32_t e = 0;
     if (nlh->nlmsg_len >= NLMSG_LENGTH(sizeof(e)))
         memcpy(&e, NLMSG_DATA(nlh), sizeof(e));
-    return e;
+    return e > 0 || e < -4095 ? -EPROTO : e;
 }
 
 int nn_nl_dump(nn_nlsock *s, uint16_t type, uint8_t family, nn_nl_msg_cb cb, nn_nl_msg_cb other_cb,
@@ -1037,7 +1044,7 @@ int nn_nl_dump(nn_nlsock *s, uint16_t type, uint8_t family, nn_nl_msg_cb cb, nn_
             if (nlh->nlmsg_type == NLMSG_ERROR) {
                 int32_t derr = nn_nlmsg_error(nlh);
                 if (derr != 0) {
-                    e = derr < 0 ? -derr : EPROTO;
+                    e = -derr;
                     call = "rtnetlink dump";
                     goto done;
                 }
@@ -1057,9 +1064,9 @@ done:
     if (!e)
         return rc;
     nn_error_from_errno(err, e, call);
-    if (e == ETIMEDOUT)
+    if (err && e == ETIMEDOUT)
         err->detail = "the kernel did not answer a dump request";
-    else if (e == EMSGSIZE)
+    else if (err && e == EMSGSIZE)
         err->detail = "a netlink message was too large";
     return -1;
 }
@@ -1190,7 +1197,8 @@ int nn_nl_get_table(nn_kind kind, int family, nn_table *table, nn_error *err)
     int rc = -1;
 
     nn_table_init(table, kind);
-    if (kind != NN_KIND_INTERFACE && kind != NN_KIND_ADDRESS && kind != NN_KIND_ROUTE)
+    /* the stable table is an address table too */
+    if (kind != NN_KIND_INTERFACE && kind != NN_KIND_ADDRESS && kind != NN_KIND_STABLE && kind != NN_KIND_ROUTE)
         return nn_error_set(err, NN_ERROR_INVALID_PARAMETER, "GetTable");
     if (nn_nl_open(&s, NULL, 0, 0, err) < 0)
         return -1;
@@ -1209,7 +1217,7 @@ int nn_nl_get_table(nn_kind kind, int family, nn_table *table, nn_error *err)
         nn_table_free(table);
         nn_table_init(table, kind);
         ctx.table = table;
-        if (kind == NN_KIND_ADDRESS)
+        if (kind != NN_KIND_ROUTE)
             rc = nn_dump_checked(&s, RTM_GETADDR, (uint8_t)family, nn_addr_cb, &ctx, err);
         else
             rc = nn_dump_checked(&s, RTM_GETROUTE, (uint8_t)family, nn_route_cb, &ctx, err);

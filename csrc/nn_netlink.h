@@ -20,7 +20,10 @@ typedef struct {
     uint32_t ifindex; /* the map key */
     uint16_t arphrd;  /* ifi_type, ARPHRD_* */
     uint16_t iftype;  /* IANA ifType, IF_TYPE_* (see nn_iftype_from_arphrd) */
+    uint32_t mtu;     /* IFLA_MTU */
 } nn_link_entry;
+
+#  define NN_IPV6_MIN_MTU 1280u
 
 /* IANA ifType for an ARPHRD_* value: ETHER->6 (ethernetCsmacd), LOOPBACK->24
  * (softwareLoopback), IEEE80211*->71, PPP->23, tunnels (TUNNEL, TUNNEL6, SIT, IPGRE,
@@ -71,8 +74,10 @@ int nn_nl_read(nn_nlsock *s, void *buf, size_t bufsize, nn_nl_msg_cb cb, void *c
 /* ---------------------------------------------------------------- parsers */
 
 /* RTM_NEWLINK / RTM_DELLINK. Fills *link, and one interface row per address family the
- * link has (AF_INET when IFLA_AF_SPEC holds AF_INET, AF_INET6 when it holds AF_INET6),
- * in that order, into rows[0..*nrows-1]. Returns 0, or -1 if the message is malformed. */
+ * link runs (AF_INET when IFLA_AF_SPEC holds AF_INET; AF_INET6 when it holds AF_INET6,
+ * IPv6 is not disabled and the MTU is at least 1280), in that order, into
+ * rows[0..*nrows-1]. Returns 0 when filled, 1 when the message describes no interface
+ * (another family, or no IFLA_AF_SPEC: ignore it; *link zeroed), -1 if malformed. */
 int nn_nl_parse_link(const struct nlmsghdr *nlh, nn_link_entry *link, nn_if_row rows[2], int *nrows);
 
 /* RTM_NEWADDR / RTM_DELADDR. links gives the LUID. Returns 1 when *row was filled, 0 when

@@ -130,17 +130,12 @@ static PyObject *nn_row_get(PyObject *self, void *closure);
 #define NN_GETSET_ADDR(n, t, a) {#n, nn_row_get, NULL, NULL, (void *)&nn_addr_fields[NN_ADDR_##n]},
 #define NN_GETSET_ROUTE(n, t, a) {#n, nn_row_get, NULL, NULL, (void *)&nn_route_fields[NN_ROUTE_##n]},
 
-static PyObject *nn_row_fields_get(PyObject *self, void *closure);
-
 static PyGetSetDef nn_if_getset[] = {
-    IF_FIELDS(NN_GETSET_IF){"_fields", nn_row_fields_get, NULL, "Member names, in C order.", NULL},
-    {NULL, NULL, NULL, NULL, NULL}};
+    IF_FIELDS(NN_GETSET_IF){NULL, NULL, NULL, NULL, NULL}};
 static PyGetSetDef nn_addr_getset[] = {
-    ADDR_FIELDS(NN_GETSET_ADDR){"_fields", nn_row_fields_get, NULL, "Member names, in C order.", NULL},
-    {NULL, NULL, NULL, NULL, NULL}};
+    ADDR_FIELDS(NN_GETSET_ADDR){NULL, NULL, NULL, NULL, NULL}};
 static PyGetSetDef nn_route_getset[] = {
-    ROUTE_FIELDS(NN_GETSET_ROUTE){"_fields", nn_row_fields_get, NULL, "Member names, in C order.", NULL},
-    {NULL, NULL, NULL, NULL, NULL}};
+    ROUTE_FIELDS(NN_GETSET_ROUTE){NULL, NULL, NULL, NULL, NULL}};
 
 typedef struct {
     const char *name; /* short name for repr */
@@ -345,12 +340,6 @@ static PyObject *nn_row_fields_tuple(nn_kind kind)
         }
     }
     return t;
-}
-
-static PyObject *nn_row_fields_get(PyObject *self, void *closure)
-{
-    (void)closure;
-    return nn_row_fields_tuple(((nn_rowobj *)self)->kind);
 }
 
 PyObject *nn_row_new(nn_state *st, nn_kind kind, const void *data)
@@ -839,8 +828,7 @@ static PyMethodDef nn_row_methods[] = {
         {Py_tp_getset, (void *)getset},                                                                     \
         {Py_tp_methods, (void *)nn_row_methods},                                                            \
         {0, NULL}};                                                                                         \
-    static PyType_Spec var = {"netnotify." pyname, 0, 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,   \
-                              var##_slots}
+    static PyType_Spec var = {"netnotify." pyname, 0, 0, Py_TPFLAGS_DEFAULT, var##_slots}
 
 NN_ROW_SPEC(nn_if_spec, "MibIpInterfaceRow", nn_if_getset,
             "MIB_IPINTERFACE_ROW: the IP settings of one interface for one address family.");
@@ -857,8 +845,19 @@ int nn_rows_init(PyObject *module, nn_state *st)
 
     for (k = 0; k < NN_ROW_KINDS; k++) {
         specs[k]->basicsize = (int)(offsetof(nn_rowobj, u) + nn_row_size((nn_kind)k));
+        PyObject *fields;
+        int rc;
         st->row_type[k] = PyType_FromModuleAndSpec(module, specs[k], NULL);
         if (st->row_type[k] == NULL)
+            return -1;
+        /* _fields is a class attribute, as on a namedtuple; setting it is why the row
+         * types are not Py_TPFLAGS_IMMUTABLETYPE (their instances are immutable). */
+        fields = nn_row_fields_tuple((nn_kind)k);
+        if (fields == NULL)
+            return -1;
+        rc = PyObject_SetAttrString(st->row_type[k], "_fields", fields);
+        Py_DECREF(fields);
+        if (rc < 0)
             return -1;
         if (PyModule_AddObjectRef(module, nn_kinds[k].name, st->row_type[k]) < 0 ||
             PyModule_AddObjectRef(module, aliases[k], st->row_type[k]) < 0)

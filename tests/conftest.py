@@ -20,8 +20,8 @@ import pytest
 if str(Path(__file__).resolve().parent) not in sys.path:  # nettest is a module beside this file
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import nettest  # noqa: E402
-from nettest import Lan, NetNS, Registrations  # noqa: E402
+import nettest
+from nettest import Lan, NetNS, Registrations
 
 # A test that hangs (a deadlock that holds the GIL included) ends the run with every thread's traceback
 # instead of hanging CI: faulthandler's watchdog thread needs no GIL.
@@ -66,7 +66,9 @@ def ns() -> Iterator[NetNS]:
             pytest.exit("a test left the main thread in another network namespace", returncode=3)
         nettest.unshare_netns()
         if nettest.netns_inode() == original:
-            pytest.fail("unshare(CLONE_NEWNET) left the thread in its namespace; nothing changed", pytrace=False)
+            pytest.fail(
+                "unshare(CLONE_NEWNET) left the thread in its namespace; nothing changed", pytrace=False
+            )
         try:
             netns = NetNS()
             netns.ip("link set lo up")

@@ -83,7 +83,9 @@ def setns_net(fd: int) -> None:
 
 def ensure_private_netns() -> None:
     if netns_inode() == HOST_NETNS_INODE:
-        raise RuntimeError("refusing to touch the network: this thread is in the machine's own network namespace")
+        raise RuntimeError(
+            "refusing to touch the network: this thread is in the machine's own network namespace"
+        )
 
 
 def ip(args: str, *, stdin: str | None = None) -> str:
@@ -174,7 +176,9 @@ def row_family(row: Any) -> socket.AddressFamily:
     return socket.AF_INET if version == 4 else socket.AF_INET6
 
 
-def without_scope(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+def without_scope(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return ipaddress.ip_address(address.packed)
 
 
@@ -196,7 +200,9 @@ class Event:
 class Match:
     """A predicate on events: the notification type (if given) and row members equal to the given values."""
 
-    def __init__(self, notification_type: netnotify.MibNotificationType | None = None, **members: object) -> None:
+    def __init__(
+        self, notification_type: netnotify.MibNotificationType | None = None, **members: object
+    ) -> None:
         self.type = notification_type
         self.members = members
 
@@ -252,9 +258,12 @@ class Collector:
 
     def wait_count(self, predicate: Callable[[Event], bool], count: int, timeout: float = 5.0) -> list[Event]:
         deadline = time.monotonic() + timeout
+        found: list[Event] = []
+        checked = 0
         with self._cond:
             while True:
-                found = [event for event in self._events if predicate(event)]
+                found += [event for event in self._events[checked:] if predicate(event)]
+                checked = len(self._events)
                 if len(found) >= count:
                     return found
                 remaining = deadline - time.monotonic()

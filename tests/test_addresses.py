@@ -11,10 +11,10 @@ import pytest
 from nettest import (
     ADD,
     DELETE,
-    Event,
     IF_TYPE_ETHERNET,
     PARAMETER,
     SETTLE,
+    Event,
     Match,
     NetNS,
     Registrations,
@@ -116,9 +116,14 @@ def test_kernel_link_local_address(ns: NetNS, regs: Registrations) -> None:
 
     def link_local_added(event: Event) -> bool:
         row = event.row
-        return event.type == ADD and row is not None and row.address.is_link_local and row.interface_index == index
+        return (
+            event.type == ADD
+            and row is not None
+            and row.address.is_link_local
+            and row.interface_index == index
+        )
 
-    event = watch.wait_for(link_local_added)
+    event = watch.wait_for(link_local_added, timeout=10)  # announced once its DAD is over
     row = event.row
     assert isinstance(row.address, ipaddress.IPv6Address)
     assert row.address.scope_id == str(index)
@@ -126,7 +131,7 @@ def test_kernel_link_local_address(ns: NetNS, regs: Registrations) -> None:
     assert row.on_link_prefix_length == 64
     assert row.prefix_origin == netnotify.NlPrefixOrigin.WELL_KNOWN
     assert row.suffix_origin == netnotify.NlSuffixOrigin.LINK_LAYER_ADDRESS
-    watch.wait_for(Match(PARAMETER, address=row.address, dad_state=PREFERRED), timeout=10)
+    watch.wait_for(Match(address=row.address, dad_state=PREFERRED), timeout=10)
 
 
 def test_loopback_addresses_are_well_known(ns: NetNS) -> None:

@@ -11,7 +11,7 @@ import pytest
 from nettest import ADD, PARAMETER, SETTLE, Event, Lan, Match, NetNS, Registrations, row_family
 
 # Per family: an address and a route to add, in v0's subnets (see nettest.Lan).
-CHANGES = {
+CHANGES: dict[int, tuple[str, str]] = {
     socket.AF_INET: ("10.9.0.10/24", "10.80.0.0/24 via 10.9.0.2 dev v0"),
     socket.AF_INET6: ("2001:db8:1::10/64", "2001:db8:80::/64 via 2001:db8:1::2 dev v0"),
 }

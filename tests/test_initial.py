@@ -54,4 +54,6 @@ def test_no_initial_notification_unless_asked(ns: NetNS, regs: Registrations, ki
     index = make_change(ns)
     watch.wait_for(change_seen(kind, index))
     time.sleep(SETTLE)
-    assert not [event for event in watch.events if event.type == INITIAL or event.row is None], watch.describe()
+    assert not [event for event in watch.events if event.type == INITIAL or event.row is None], (
+        watch.describe()
+    )

@@ -101,5 +101,7 @@ def test_deleted_link_is_deleted_once_per_family(ns: NetNS, regs: Registrations)
     time.sleep(SETTLE)
     for link in (index, peer):
         for family in FAMILIES:
-            assert len(watch.matching(Match(DELETE, family=family, interface_index=link))) == 1, watch.describe()
+            assert len(watch.matching(Match(DELETE, family=family, interface_index=link))) == 1, (
+                watch.describe()
+            )
     assert not watch.matching(Match(ADD)), watch.describe()

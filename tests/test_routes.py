@@ -71,7 +71,9 @@ def test_route_added(ns: NetNS, regs: Registrations, lan: Lan, case: RouteCase) 
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_route_replaced_with_other_protocol(ns: NetNS, regs: Registrations, lan: Lan, case: RouteCase) -> None:
+def test_route_replaced_with_other_protocol(
+    ns: NetNS, regs: Registrations, lan: Lan, case: RouteCase
+) -> None:
     ns.ip(f"route add {case.spec()}")
     watch = regs.watch("route")
     ns.ip(f"route replace {case.spec(extra='proto dhcp')}")
@@ -85,7 +87,9 @@ def test_route_replaced_with_other_protocol(ns: NetNS, regs: Registrations, lan:
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_route_replaced_with_other_next_hop(ns: NetNS, regs: Registrations, lan: Lan, case: RouteCase) -> None:
+def test_route_replaced_with_other_next_hop(
+    ns: NetNS, regs: Registrations, lan: Lan, case: RouteCase
+) -> None:
     ns.ip(f"route add {case.spec()}")
     watch = regs.watch("route")
     ns.ip(f"route replace {case.spec(case.other_gateway)}")
@@ -115,7 +119,9 @@ def test_multipath_route_is_one_row_per_next_hop(ns: NetNS, regs: Registrations,
     prefix = ipaddress.IPv4Network("10.60.0.0/24")
     ns.ip(f"route add {prefix} nexthop via 10.9.0.2 dev v0 nexthop via 10.9.0.3 dev v0")
     for gateway in ("10.9.0.2", "10.9.0.3"):
-        row = watch.wait_for(Match(ADD, destination_prefix=prefix, next_hop=ipaddress.ip_address(gateway))).row
+        row = watch.wait_for(
+            Match(ADD, destination_prefix=prefix, next_hop=ipaddress.ip_address(gateway))
+        ).row
         assert row.interface_index == lan.index
     ns.ip(f"route del {prefix}")
     watch.wait_count(Match(DELETE, destination_prefix=prefix), 2)
@@ -143,4 +149,6 @@ def test_route_in_another_table_is_not_reported(ns: NetNS, regs: Registrations, 
     ns.ip(f"route add {marker} via 10.9.0.2 dev v0")
     watch.wait_for(Match(ADD, destination_prefix=marker))
     time.sleep(SETTLE)
-    assert not watch.matching(Match(destination_prefix=ipaddress.IPv4Network("10.70.0.0/24"))), watch.describe()
+    assert not watch.matching(Match(destination_prefix=ipaddress.IPv4Network("10.70.0.0/24"))), (
+        watch.describe()
+    )

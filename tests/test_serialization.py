@@ -47,7 +47,9 @@ def test_callbacks_of_one_registration_never_overlap(ns: NetNS, regs: Registrati
     overlap = Overlap(sleep=0.01)
     watch = regs.watch("route", socket.AF_INET, collector=Collector(then=overlap))
     prefixes = set(route_burst(ns, 50, 101))
-    added = watch.wait_count(lambda event: event.type == ADD and event.row.destination_prefix in prefixes, 50, 30)
+    added = watch.wait_count(
+        lambda event: event.type == ADD and event.row.destination_prefix in prefixes, 50, 30
+    )
     assert {event.row.destination_prefix for event in added} == prefixes
     assert overlap.most == 1
 
@@ -69,8 +71,10 @@ def test_all_callbacks_share_one_dispatcher_thread_on_linux(ns: NetNS, regs: Reg
 
 
 def test_large_burst_loses_no_route(ns: NetNS, regs: Registrations, lan: Lan) -> None:
-    """More routes at once than a slow consumer keeps up with: every one is still reported."""
+    """A burst of 3000 routes to a slow callback (within the socket buffer): every one is reported."""
     watch = regs.watch("route", socket.AF_INET, collector=Collector(then=Overlap(sleep=0.0005)))
     prefixes = set(route_burst(ns, 3000, 102))
-    added = watch.wait_count(lambda event: event.type == ADD and event.row.destination_prefix in prefixes, 3000, 60)
+    added = watch.wait_count(
+        lambda event: event.type == ADD and event.row.destination_prefix in prefixes, 3000, 60
+    )
     assert {event.row.destination_prefix for event in added} == prefixes

@@ -1,10 +1,10 @@
 # Typed stub of the C extension netnotify._netnotify; the contract is docs/api.md.
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from types import TracebackType
-from typing import Any, ClassVar, Final, Self, TypeAlias, TypeVar, final, overload
+from typing import Any, ClassVar, Final, Literal, Self, TypeAlias, TypeVar, final, overload
 
 from ._enums import (
     MibNotificationType,
@@ -18,6 +18,8 @@ from ._enums import (
 )
 
 _T = TypeVar("_T")
+# Row members read back as ipaddress objects. A str given to a constructor is parsed with ipaddress.
+# (A row built without an address member reads it back as None; rows from the OS always have one.)
 _IPAddress: TypeAlias = IPv4Address | IPv6Address
 _IPNetwork: TypeAlias = IPv4Network | IPv6Network
 
@@ -55,7 +57,7 @@ class MibIpInterfaceRow:
         path_mtu_discovery_timeout: int = ...,
         link_local_address_behavior: int = ...,
         link_local_address_timeout: int = ...,
-        zone_indices: tuple[int, ...] = ...,
+        zone_indices: Iterable[int] = ...,
         site_prefix_length: int = ...,
         metric: int = ...,
         nl_mtu: int = ...,
@@ -94,7 +96,7 @@ class MibIpInterfaceRow:
         path_mtu_discovery_timeout: int = ...,
         link_local_address_behavior: int = ...,
         link_local_address_timeout: int = ...,
-        zone_indices: tuple[int, ...] = ...,
+        zone_indices: Iterable[int] = ...,
         site_prefix_length: int = ...,
         metric: int = ...,
         nl_mtu: int = ...,
@@ -189,7 +191,7 @@ class MibUnicastIpAddressRow:
     def __init__(
         self,
         *,
-        address: _IPAddress | None = ...,
+        address: _IPAddress | str | None = ...,
         interface_luid: int = ...,
         interface_index: int = ...,
         prefix_origin: int = ...,
@@ -205,7 +207,7 @@ class MibUnicastIpAddressRow:
     def _replace(
         self,
         *,
-        address: _IPAddress | None = ...,
+        address: _IPAddress | str | None = ...,
         interface_luid: int = ...,
         interface_index: int = ...,
         prefix_origin: int = ...,
@@ -256,8 +258,8 @@ class MibIpForwardRow2:
         *,
         interface_luid: int = ...,
         interface_index: int = ...,
-        destination_prefix: _IPNetwork | None = ...,
-        next_hop: _IPAddress | None = ...,
+        destination_prefix: _IPNetwork | str | None = ...,
+        next_hop: _IPAddress | str | None = ...,
         site_prefix_length: int = ...,
         valid_lifetime: int = ...,
         preferred_lifetime: int = ...,
@@ -275,8 +277,8 @@ class MibIpForwardRow2:
         *,
         interface_luid: int = ...,
         interface_index: int = ...,
-        destination_prefix: _IPNetwork | None = ...,
-        next_hop: _IPAddress | None = ...,
+        destination_prefix: _IPNetwork | str | None = ...,
+        next_hop: _IPAddress | str | None = ...,
         site_prefix_length: int = ...,
         valid_lifetime: int = ...,
         preferred_lifetime: int = ...,
@@ -336,9 +338,9 @@ class NotificationHandle:
     @property
     def active(self) -> bool: ...  # False once cancelled, or once a stable-table callback has run
     @property
-    def kind(self) -> str: ...
+    def kind(self) -> Literal["interface", "address", "route", "stable", "teredo"]: ...
     @property
-    def family(self) -> socket.AddressFamily: ...
+    def family(self) -> socket.AddressFamily | None: ...  # None for Teredo
     def cancel(self) -> None: ...  # idempotent, unlike cancel_mib_change_notify2
     def __enter__(self) -> Self: ...
     def __exit__(
@@ -426,13 +428,14 @@ def notify_teredo_port_change(
     initial_notification: bool = False,
 ) -> NotificationHandle: ...
 def get_teredo_port() -> int: ...
-def cancel_mib_change_notify2(handle: NotificationHandle) -> None: ...
+def cancel_mib_change_notify2(handle: NotificationHandle, /) -> None: ...
+def _shutdown() -> None: ...  # the atexit hook: cancels every live registration
 
 # ---------------------------------------------------------------- entries and tables
 
-def get_ip_interface_entry(row: MibIpInterfaceRow) -> MibIpInterfaceRow: ...
-def get_unicast_ip_address_entry(row: MibUnicastIpAddressRow) -> MibUnicastIpAddressRow: ...
-def get_ip_forward_entry2(row: MibIpForwardRow2) -> MibIpForwardRow2: ...
-def get_ip_interface_table(family: int) -> list[MibIpInterfaceRow]: ...
-def get_unicast_ip_address_table(family: int) -> list[MibUnicastIpAddressRow]: ...
-def get_ip_forward_table2(family: int) -> list[MibIpForwardRow2]: ...
+def get_ip_interface_entry(row: MibIpInterfaceRow, /) -> MibIpInterfaceRow: ...
+def get_unicast_ip_address_entry(row: MibUnicastIpAddressRow, /) -> MibUnicastIpAddressRow: ...
+def get_ip_forward_entry2(row: MibIpForwardRow2, /) -> MibIpForwardRow2: ...
+def get_ip_interface_table(family: int, /) -> list[MibIpInterfaceRow]: ...
+def get_unicast_ip_address_table(family: int, /) -> list[MibUnicastIpAddressRow]: ...
+def get_ip_forward_table2(family: int, /) -> list[MibIpForwardRow2]: ...

@@ -400,6 +400,8 @@ static void test_entries(void)
     rr.destination_prefix.family = AF_INET;
     inet_pton(AF_INET, "10.70.0.0", rr.destination_prefix.addr);
     rr.destination_prefix_length = 16;
+    rr.next_hop.family = AF_INET;
+    inet_pton(AF_INET, "10.1.2.8", rr.next_hop.addr);
     check(nn_nl_get_entry(NN_KIND_ROUTE, &rr, &err) == 0 && rr.metric == 5,
           "get_entry route: the lowest of several metrics");
     rr.destination_prefix_length = 33;
@@ -484,8 +486,8 @@ static void test_notifications(void)
         check(0, "open subscribed socket: %s %d", err.call, err.errnum);
         return;
     }
-    check(nn_nl_dump_links(&s, &ctx.links, &err) == 0 && ctx.links.count >= 3, "dump_links: %zu links",
-          ctx.links.count);
+    int rc = nn_nl_dump_links(&s, &ctx.links, &err);
+    check(rc == 0 && ctx.links.count >= 3, "dump_links: %zu links", ctx.links.count);
     check(nn_nl_read(&s, buf, sizeof(buf), print_event, &ctx, &err) == 0, "read with nothing queued returns 0");
 
     run("ip addr add 10.1.2.44/24 dev va valid_lft 300 preferred_lft 100; "
@@ -502,13 +504,19 @@ static void test_notifications(void)
         }
         total += n;
     }
+    nn_if_row ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    ifr.family = AF_INET6;
+    ifr.interface_index = (uint32_t)find_index("vb");
+    int got = nn_nl_get_entry(NN_KIND_INTERFACE, &ifr, &err);
+    check(got == 0 && ifr.nl_mtu == 1400, "vb inet6 nl_mtu %u after mtu 1400", ifr.nl_mtu);
     check(total > 0 && ctx.events >= 5 && !ctx.bad, "nn_nl_read: %d datagrams, %d messages, %d malformed", total,
           ctx.events, ctx.bad);
 
     /* notifications queued before a dump reach other_cb; the dump still completes */
     run("ip addr add 10.1.2.45/24 dev va; ip addr del 10.1.2.45/24 dev va");
     int dumped = 0, others = 0;
-    int rc = nn_nl_dump(&s, RTM_GETADDR, AF_INET, count_cb, count_cb, &dumped, &err);
+    rc = nn_nl_dump(&s, RTM_GETADDR, AF_INET, count_cb, count_cb, &dumped, &err);
     int rc2 = nn_nl_dump(&s, RTM_GETADDR, AF_INET, count_cb, NULL, &others, &err);
     check(rc == 0 && rc2 == 0 && dumped > others && others >= 3,
           "dump on a subscribed socket: %d messages with notifications, %d without", dumped, others);
@@ -528,6 +536,131 @@ static void test_notifications(void)
     }
     nn_nl_close(&s);
     nn_map_free(&ctx.links);
+}
+
+static int link_seen, link_ignored, link_bad, capture_n;
+
+static int classify_link(void *ctx, const struct nlmsghdr *nlh)
+{
+    nn_link_entry l;
+    nn_if_row rows[2];
+    int n;
+    (void)ctx;
+    if (nlh->nlmsg_type != RTM_NEWLINK && nlh->nlmsg_type != RTM_DELLINK)
+        return 0;
+    int rc = nn_nl_parse_link(nlh, &l, rows, &n);
+    link_seen++;
+    link_ignored += rc == 1 && l.ifindex == 0 && n == 0;
+    link_bad += rc < 0;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- less common objects */
+
+static int get_if(int family, const char *name, nn_if_row *r)
+{
+    nn_error err = {0};
+    memset(r, 0, sizeof(*r));
+    r->family = (uint16_t)family;
+    r->interface_index = (uint32_t)find_index(name);
+    return r->interface_index ? nn_nl_get_entry(NN_KIND_INTERFACE, r, &err) : -1;
+}
+
+static int get_route(const char *dst, int len, const char *via, nn_route_row *r)
+{
+    nn_error err = {0};
+    memset(r, 0, sizeof(*r));
+    r->destination_prefix.family = AF_INET;
+    inet_pton(AF_INET, dst, r->destination_prefix.addr);
+    r->destination_prefix_length = (uint8_t)len;
+    if (via) {
+        r->next_hop.family = strchr(via, ':') ? AF_INET6 : AF_INET;
+        inet_pton(r->next_hop.family, via, r->next_hop.addr);
+    }
+    int rc = nn_nl_get_entry(NN_KIND_ROUTE, r, &err);
+    if (rc == 0)
+        print_route("entry", r);
+    return rc;
+}
+
+static void test_extras(void)
+{
+    nn_if_row ir;
+    nn_route_row rr;
+    nn_addr_row ar;
+    nn_error err = {0};
+
+    if (!in_private_netns() || !find_index("va")) {
+        printf("skip extras: not in the prepared private netns\n");
+        return;
+    }
+    run("echo 1 > /proc/sys/net/ipv6/conf/vb/disable_ipv6");
+    check(get_if(AF_INET6, "vb", &ir) < 0 && get_if(AF_INET, "vb", &ir) == 0,
+          "disable_ipv6: no inet6 row, the inet row stays");
+    run("echo 0 > /proc/sys/net/ipv6/conf/vb/disable_ipv6");
+    check(get_if(AF_INET6, "vb", &ir) == 0, "enable_ipv6: the inet6 row is back");
+
+    run("echo 1 > /proc/sys/net/ipv4/conf/va/forwarding; echo 1 > /proc/sys/net/ipv6/conf/va/forwarding");
+    check(get_if(AF_INET, "va", &ir) == 0 && ir.forwarding_enabled, "ipv4 forwarding");
+    check(get_if(AF_INET6, "va", &ir) == 0 && ir.forwarding_enabled && ir.router_discovery_behavior == 0,
+          "ipv6 forwarding, accept_ra 1: router discovery disabled");
+    run("echo 2 > /proc/sys/net/ipv6/conf/va/accept_ra; echo 3 > /proc/sys/net/ipv6/conf/va/dad_transmits");
+    check(get_if(AF_INET6, "va", &ir) == 0 && ir.router_discovery_behavior == 1 && ir.dad_transmits == 3,
+          "accept_ra 2: router discovery enabled; dad_transmits 3");
+    run("echo 0 > /proc/sys/net/ipv4/conf/va/forwarding; echo 0 > /proc/sys/net/ipv6/conf/va/forwarding");
+
+    run("ip token set ::1:2:3:4/64 dev va; ip link set vb addrgenmode none");
+    int got = get_if(AF_INET6, "va", &ir);
+    check(got == 0 && ir.interface_identifier == 0x0001000200030004ull, "token: interface_identifier %016llx",
+          (unsigned long long)ir.interface_identifier);
+    check(get_if(AF_INET6, "vb", &ir) == 0 && ir.link_local_address_behavior == 0, "addrgenmode none: AlwaysOff");
+
+    run("ip link set va down");
+    check(get_if(AF_INET, "va", &ir) == 0 && !ir.connected, "link down: not connected");
+    run("ip link set va up");
+
+    run("ip tuntap add mode tun name tn0 && ip link set tn0 up");
+    check(get_if(AF_INET, "tn0", &ir) == 0 && ir.interface_luid == nn_luid_make(ir.interface_index, 53) &&
+              !ir.connected && !ir.supports_neighbor_discovery,
+          "tun: propVirtual LUID, NOARP, no carrier");
+
+    run("ip addr add 10.3.3.1 peer 10.3.3.2 dev va");
+    memset(&ar, 0, sizeof(ar));
+    ar.address.family = AF_INET;
+    inet_pton(AF_INET, "10.3.3.1", ar.address.addr);
+    check(nn_nl_get_entry(NN_KIND_ADDRESS, &ar, &err) == 0 && ar.on_link_prefix_length == 32,
+          "point-to-point address: the local end");
+
+    run("ip route add 10.90.0.0/16 via inet6 fe80::1 dev va");
+    check(get_route("10.90.0.0", 16, "fe80::1", &rr) == 0 && rr.next_hop.scope_id == rr.interface_index,
+          "RTA_VIA: IPv4 route with an IPv6 next hop");
+    run("ip nexthop add id 1 via 10.1.2.8 dev va && ip route add 10.91.0.0/16 nhid 1");
+    check(get_route("10.91.0.0", 16, "10.1.2.8", &rr) == 0 || get_route("10.91.0.0", 16, NULL, &rr) == 0,
+          "nexthop object route reported");
+    run("ip route add 10.92.0.0/16 via 10.1.2.8 table 100");
+    check(get_route("10.92.0.0", 16, "10.1.2.8", &rr) < 0, "table 100: not reported");
+    run("ip route add blackhole 10.93.0.0/16 proto 188");
+    check(get_route("10.93.0.0", 16, NULL, &rr) == 0 && rr.interface_index == 0 && rr.interface_luid == 0 &&
+              rr.protocol == 13 && rr.linux_type == RTN_BLACKHOLE,
+          "blackhole route: no interface, OSPF protocol");
+    run("ip route add 10.94.0.0/16 via 10.1.2.8 proto dhcp; ip route add 10.95.0.0/16 via 10.1.2.8 proto ra");
+    check(get_route("10.94.0.0", 16, "10.1.2.8", &rr) == 0 && rr.protocol == 19 && rr.origin == 2, "proto dhcp");
+    check(get_route("10.95.0.0", 16, "10.1.2.8", &rr) == 0 && rr.protocol == 1 && rr.origin == 3, "proto ra");
+
+    /* bridge port messages (AF_BRIDGE) are not link rows */
+    static const unsigned g[] = {RTNLGRP_LINK};
+    nn_nlsock s;
+    static uint64_t buf[65536 / 8];
+    if (nn_nl_open(&s, g, 1, 0, &err) == 0) {
+        run("ip link add name br0 type bridge && ip link set vb master br0");
+        struct pollfd pfd = {s.fd, POLLIN, 0};
+        capture_n = 0;
+        while (poll(&pfd, 1, 200) > 0 && nn_nl_read(&s, buf, sizeof(buf), classify_link, NULL, &err) > 0)
+            ;
+        check(link_ignored > 0 && link_bad == 0, "bridge: %d link messages, %d ignored (AF_BRIDGE), %d malformed",
+              link_seen, link_ignored, link_bad);
+        nn_nl_close(&s);
+    }
 }
 
 /* ---------------------------------------------------------------- robustness */
@@ -621,10 +754,11 @@ int main(void)
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("private netns: %s\n", in_private_netns() ? "yes" : "no");
     test_map();
-    run("ip route add 10.70.0.0/16 via 10.1.2.8 metric 9; ip route add 10.70.0.0/16 via 10.1.2.9 metric 5");
+    run("ip route add 10.70.0.0/16 via 10.1.2.8 metric 9; ip route add 10.70.0.0/16 via 10.1.2.8 metric 5");
     if (test_tables() == 0)
         test_entries();
     test_notifications();
+    test_extras();
     test_robustness();
     printf("%s (%d failures)\n", failures ? "FAILED" : "PASSED", failures);
     return failures != 0;

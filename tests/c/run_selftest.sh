@@ -25,5 +25,8 @@ export NN_SELFTEST_HOST_NETNS
 for bin in nl_selftest nl_selftest_asan; do
     echo "== $bin"
     unshare -n sh -c "$setup
-$out/$bin"
+$out/$bin; rc=\$?
+echo '-- ip -o addr'; ip -o addr
+echo '-- ip -o route show table all'; ip -o route show table all
+exit \$rc"
 done
