@@ -84,11 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------- formatting
 
 
+# Names seen so far: the lines about a deleted interface come after its name is gone.
+_names: dict[int, str] = {}
+
+
 def interface_column(index: int) -> str:
     try:
-        name = socket.if_indextoname(index)
+        name = _names[index] = socket.if_indextoname(index)
     except OSError:
-        name = "?"
+        name = _names.get(index, "?")
     return f"{name}[{index}]"
 
 

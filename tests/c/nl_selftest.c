@@ -6,10 +6,9 @@
  * It includes the two sources so that it can check their private constants against
  * the kernel headers. It changes network state (with ip) only when its network
  * namespace is not the one of PID 1, so a stray run on a host changes nothing.
- *
- * Build with -DNN_SELFTEST_REAL_UTIL to link csrc/nn_util.c instead of the stubs.
  */
 #include "../../csrc/nn_map.c"
+#include "../../csrc/nn_util.c"
 #include "../../csrc/nn_netlink.c"
 
 #include <arpa/inet.h>
@@ -19,53 +18,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-/* ---------------------------------------------------------------- stubs of nn_util.c */
 
-#ifndef NN_SELFTEST_REAL_UTIL
-size_t nn_row_size(nn_kind kind)
-{
-    return kind == NN_KIND_INTERFACE ? sizeof(nn_if_row)
-           : kind == NN_KIND_ROUTE   ? sizeof(nn_route_row)
-                                     : sizeof(nn_addr_row);
-}
-
-void nn_table_init(nn_table *t, nn_kind kind)
-{
-    memset(t, 0, sizeof(*t));
-    t->kind = kind;
-    t->row_size = nn_row_size(kind);
-}
-
-void *nn_table_push(nn_table *t)
-{
-    if (t->count == t->capacity) {
-        size_t cap = t->capacity ? t->capacity * 2 : 16;
-        void *r = realloc(t->rows, cap * t->row_size);
-        if (!r)
-            return NULL;
-        t->rows = r;
-        t->capacity = cap;
-    }
-    void *slot = (char *)t->rows + t->count++ * t->row_size;
-    memset(slot, 0, t->row_size);
-    return slot;
-}
-
-void nn_table_free(nn_table *t)
-{
-    free(t->rows);
-    t->rows = NULL;
-    t->count = t->capacity = 0;
-}
-
-int nn_error_set(nn_error *err, uint32_t winerror, const char *call)
-{
-    err->winerror = winerror;
-    err->errnum = winerror == NN_ERROR_NOT_FOUND ? ENOENT : winerror == NN_ERROR_INVALID_PARAMETER ? EINVAL : 0;
-    err->call = call;
-    return -1;
-}
-#endif
 
 /* ---------------------------------------------------------------- checks */
 
