@@ -289,6 +289,11 @@ int nn_backend_get_table(nn_kind kind, int family, nn_table *table, nn_error *er
 int nn_backend_get_entry(nn_kind kind, void *row, nn_error *err);
 /* GetTeredoPort. */
 int nn_backend_get_teredo_port(unsigned *port, nn_error *err);
+/* ConvertInterface*: LUID <-> index <-> name (UTF-8). NN_ERROR_NOT_FOUND if absent. */
+int nn_backend_luid_to_index(uint64_t luid, uint32_t *index, nn_error *err);
+int nn_backend_index_to_luid(uint32_t index, uint64_t *luid, nn_error *err);
+int nn_backend_luid_to_name(uint64_t luid, char *name, size_t size, nn_error *err);
+int nn_backend_name_to_luid(const char *name, uint64_t *luid, nn_error *err);
 /* Called in the child after fork(): forget every inherited registration. */
 void nn_backend_after_fork_child(void);
 

@@ -882,3 +882,72 @@ int nn_backend_get_teredo_port(unsigned *port, nn_error *err)
     err->detail = "Teredo is not supported on this platform";
     return -1;
 }
+
+/* ------------------------------------------------------------------ ConvertInterface* */
+
+int nn_backend_index_to_luid(uint32_t index, uint64_t *luid, nn_error *err)
+{
+    nn_nlsock sock = {-1, 0, 0};
+    nn_map links;
+    const nn_link_entry *link;
+    int rc = -1;
+
+    nn_map_init(&links, sizeof(uint32_t), sizeof(nn_link_entry));
+    if (nn_nl_open(&sock, NULL, 0, 0, err) < 0 || nn_nl_dump_links(&sock, &links, err) < 0)
+        goto done;
+    link = (const nn_link_entry *)nn_map_get(&links, &index);
+    if (link == NULL || index == 0) {
+        nn_error_set(err, NN_ERROR_NOT_FOUND, "ConvertInterfaceIndexToLuid");
+        goto done;
+    }
+    *luid = nn_luid_make(index, link->iftype);
+    rc = 0;
+done:
+    nn_nl_close(&sock);
+    nn_map_free(&links);
+    return rc;
+}
+
+int nn_backend_luid_to_index(uint64_t luid, uint32_t *index, nn_error *err)
+{
+    uint64_t check = 0;
+    uint32_t candidate = nn_luid_index(luid);
+
+    /* The LUID names the interface only if its index exists with that type. */
+    if (nn_backend_index_to_luid(candidate, &check, err) < 0 || check != luid) {
+        nn_error_set(err, NN_ERROR_NOT_FOUND, "ConvertInterfaceLuidToIndex");
+        return -1;
+    }
+    *index = candidate;
+    return 0;
+}
+
+int nn_backend_luid_to_name(uint64_t luid, char *name, size_t size, nn_error *err)
+{
+    char buf[IF_NAMESIZE];
+    uint32_t index;
+
+    if (nn_backend_luid_to_index(luid, &index, err) < 0) {
+        err->call = "ConvertInterfaceLuidToNameW";
+        return -1;
+    }
+    if (if_indextoname(index, buf) == NULL)
+        return nn_error_from_errno(err, errno == ENXIO ? ENODEV : errno, "if_indextoname");
+    if (strlen(buf) + 1 > size)
+        return nn_error_set(err, NN_ERROR_INVALID_PARAMETER, "ConvertInterfaceLuidToNameW");
+    memcpy(name, buf, strlen(buf) + 1);
+    return 0;
+}
+
+int nn_backend_name_to_luid(const char *name, uint64_t *luid, nn_error *err)
+{
+    unsigned index = if_nametoindex(name);
+
+    if (index == 0)
+        return nn_error_set(err, NN_ERROR_NOT_FOUND, "ConvertInterfaceNameToLuidW");
+    if (nn_backend_index_to_luid(index, luid, err) < 0) {
+        err->call = "ConvertInterfaceNameToLuidW";
+        return -1;
+    }
+    return 0;
+}

@@ -74,7 +74,22 @@ static void nn_system_message(uint32_t winerror, int errnum, char *buf, size_t s
     if (n == 0)
         PyOS_snprintf(buf, size, "error %lu", (unsigned long)winerror);
 #else
-    (void)winerror;
+    /* The codes that say something about this API read better in Windows' words. */
+    static const struct {
+        uint32_t code;
+        const char *text;
+    } texts[] = {{NN_ERROR_NOT_FOUND, "Element not found"},
+                 {NN_ERROR_INVALID_PARAMETER, "The parameter is incorrect"},
+                 {NN_ERROR_INVALID_HANDLE, "The handle is invalid"},
+                 {NN_ERROR_NOT_SUPPORTED, "The request is not supported"},
+                 {NN_ERROR_PROC_NOT_FOUND, "The specified procedure could not be found"}};
+    size_t i;
+
+    for (i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        if (texts[i].code == winerror) {
+            PyOS_snprintf(buf, size, "%s", texts[i].text);
+            return;
+        }
     PyOS_snprintf(buf, size, "%s", errnum != 0 ? strerror(errnum) : "unknown error");
 #endif
 }
@@ -283,6 +298,102 @@ static PyObject *nn_get_ip_forward_table2(PyObject *module, PyObject *family)
     return nn_get_table(module, family, NN_KIND_ROUTE, "GetIpForwardTable2");
 }
 
+/* ------------------------------------------------------------------ ConvertInterface* */
+
+static int nn_parse_uint(PyObject *obj, unsigned long long max, const char *what, unsigned long long *out)
+{
+    unsigned long long v;
+
+    if (!PyLong_Check(obj)) {
+        nn_type_error(obj, "%s must be an int", what);
+        return -1;
+    }
+    v = PyLong_AsUnsignedLongLong(obj);
+    if (v == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    if (v > max) {
+        PyErr_Format(PyExc_OverflowError, "%s out of range", what);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static PyObject *nn_convert_luid_to_index(PyObject *module, PyObject *arg)
+{
+    nn_error err = {0, 0, NULL, NULL};
+    unsigned long long luid;
+    uint32_t index = 0;
+    int rc;
+
+    if (nn_parse_uint(arg, UINT64_MAX, "luid", &luid) < 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = nn_backend_luid_to_index((uint64_t)luid, &index, &err);
+    Py_END_ALLOW_THREADS
+    return rc < 0 ? nn_raise(nn_state_of_module(module), &err) : PyLong_FromUnsignedLong(index);
+}
+
+static PyObject *nn_convert_index_to_luid(PyObject *module, PyObject *arg)
+{
+    nn_error err = {0, 0, NULL, NULL};
+    unsigned long long index;
+    uint64_t luid = 0;
+    int rc;
+
+    if (nn_parse_uint(arg, 0xffffffffULL, "index", &index) < 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = nn_backend_index_to_luid((uint32_t)index, &luid, &err);
+    Py_END_ALLOW_THREADS
+    return rc < 0 ? nn_raise(nn_state_of_module(module), &err) : PyLong_FromUnsignedLongLong(luid);
+}
+
+static PyObject *nn_convert_luid_to_name(PyObject *module, PyObject *arg)
+{
+    nn_error err = {0, 0, NULL, NULL};
+    unsigned long long luid;
+    char name[512];
+    int rc;
+
+    if (nn_parse_uint(arg, UINT64_MAX, "luid", &luid) < 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = nn_backend_luid_to_name((uint64_t)luid, name, sizeof name, &err);
+    Py_END_ALLOW_THREADS
+    return rc < 0 ? nn_raise(nn_state_of_module(module), &err) : PyUnicode_DecodeFSDefault(name);
+}
+
+static PyObject *nn_convert_name_to_luid(PyObject *module, PyObject *arg)
+{
+    nn_state *st = nn_state_of_module(module);
+    nn_error err = {0, 0, NULL, NULL};
+    PyObject *encoded = NULL, *result = NULL;
+    char *name;
+    Py_ssize_t size;
+    uint64_t luid = 0;
+    int rc;
+
+    if (!PyUnicode_Check(arg)) {
+        nn_type_error(arg, "name must be a str");
+        return NULL;
+    }
+    encoded = PyUnicode_EncodeFSDefault(arg);
+    if (encoded == NULL || PyBytes_AsStringAndSize(encoded, &name, &size) < 0)
+        goto error;
+    if ((size_t)size != strlen(name)) {
+        nn_raise_code(st, NN_ERROR_INVALID_PARAMETER, "ConvertInterfaceNameToLuidW", "the name contains a NUL");
+        goto error;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rc = nn_backend_name_to_luid(name, &luid, &err);
+    Py_END_ALLOW_THREADS
+    result = rc < 0 ? nn_raise(st, &err) : PyLong_FromUnsignedLongLong(luid);
+error:
+    Py_XDECREF(encoded);
+    return result;
+}
+
 static PyObject *nn_shutdown_py(PyObject *module, PyObject *unused)
 {
     (void)module;
@@ -325,6 +436,14 @@ static PyMethodDef nn_methods[] = {
      "get_unicast_ip_address_table(family)\n--\n\nGetUnicastIpAddressTable."},
     {"get_ip_forward_table2", nn_get_ip_forward_table2, METH_O,
      "get_ip_forward_table2(family)\n--\n\nGetIpForwardTable2."},
+    {"convert_interface_luid_to_index", nn_convert_luid_to_index, METH_O,
+     "convert_interface_luid_to_index(luid)\n--\n\nConvertInterfaceLuidToIndex."},
+    {"convert_interface_index_to_luid", nn_convert_index_to_luid, METH_O,
+     "convert_interface_index_to_luid(index)\n--\n\nConvertInterfaceIndexToLuid."},
+    {"convert_interface_luid_to_name", nn_convert_luid_to_name, METH_O,
+     "convert_interface_luid_to_name(luid)\n--\n\nConvertInterfaceLuidToNameW."},
+    {"convert_interface_name_to_luid", nn_convert_name_to_luid, METH_O,
+     "convert_interface_name_to_luid(name)\n--\n\nConvertInterfaceNameToLuidW."},
     {"_shutdown", nn_shutdown_py, METH_NOARGS, "Cancel every live registration (the atexit hook)."},
     {NULL, NULL, 0, NULL}};
 
