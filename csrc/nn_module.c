@@ -591,6 +591,12 @@ static PyModuleDef_Slot nn_slots[] = {
     /* Backend threads enter Python with PyGILState_Ensure: main interpreter only. */
     {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
 #endif
+#ifdef Py_mod_gil
+    /* Shared C state (registrations, handle states, the dispatcher's queues) is
+     * guarded by the core and dispatcher locks; module state, rows and a handle's
+     * callback and context never change after creation. */
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
     {0, NULL}};
 
 static PyModuleDef nn_moduledef = {
