@@ -18,7 +18,10 @@ PLATFORM_SOURCES = {
     "linux": ["csrc/nn_linux.c", "csrc/nn_netlink.c", "csrc/nn_map.c"],
     "win32": ["csrc/nn_windows.c"],
 }
-PLATFORM_LIBRARIES = {"win32": ["iphlpapi", "ws2_32"]}
+# Windows links nothing beyond the defaults: iphlpapi is loaded at run time, so a missing export is a Python
+# error instead of a process that cannot load the module.
+PLATFORM_LIBRARIES: dict[str, list[str]] = {}
+PLATFORM_MACROS = {"win32": [("_WIN32_WINNT", "0x0A00")]}  # Windows 10
 
 GCC_FLAGS = [
     "-std=c11",
@@ -47,7 +50,8 @@ class BuildExt(build_ext):
 
     def build_extensions(self) -> None:
         if self.compiler.compiler_type == "msvc":
-            compile_args = ["/W4"] + (["/WX"] if WERROR else [])
+            # C11 mode; C4152 (function pointer to void *) is how every PyType_Slot is written.
+            compile_args = ["/W4", "/std:c11", "/wd4152"] + (["/WX"] if WERROR else [])
             link_args: list[str] = []
         else:
             compile_args = GCC_FLAGS + (["-Werror"] if WERROR else [])
@@ -74,7 +78,7 @@ extension = Extension(
     sources=COMMON_SOURCES + PLATFORM_SOURCES.get(platform_key(), []),
     include_dirs=["csrc"],
     libraries=PLATFORM_LIBRARIES.get(platform_key(), []),
-    define_macros=[("Py_LIMITED_API", "0x030B0000")] if LIMITED_API else [],
+    define_macros=([("Py_LIMITED_API", "0x030B0000")] if LIMITED_API else []) + PLATFORM_MACROS.get(platform_key(), []),
     py_limited_api=LIMITED_API,
 )
 

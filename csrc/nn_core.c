@@ -388,9 +388,12 @@ PyObject *nn_register(nn_state *st, nn_kind kind, int family, PyObject *callback
         result = nn_table_to_list(st, &table);
         goto error; /* not an error: the common exit */
     }
+    /* A callback (the initial notification, or a stable table) may have cancelled the
+     * registration before the backend returned: then there is nothing to link. */
     nn_core_lock();
-    nn_live_link(h->reg);
-    finalizing = nn_finalizing;
+    if (h->state == NN_H_ACTIVE)
+        nn_live_link(h->reg);
+    finalizing = nn_finalizing && h->state == NN_H_ACTIVE;
     nn_core_unlock();
     if (finalizing) {
         /* The atexit hook ran while we registered: it did not see this one. */

@@ -87,7 +87,8 @@ struct nn_lreg {
     size_t backlog_len, backlog_cap;
     unsigned generation; /* fork generation that created it */
     int in_epoll;
-    nn_lreg *qnext;   /* add / remove queue */
+    nn_lreg *qnext;   /* add queue */
+    nn_lreg *rnext;   /* remove queue: its own link, since a registration can be on both */
     nn_lreg *anext, *aprev; /* every started registration (for fork) */
 };
 
@@ -654,13 +655,16 @@ static void nn_stop_one(nn_lreg *lr)
 }
 
 /* Reverses a queue taken from the lists (they are pushed at the head). */
-static nn_lreg *nn_fifo(nn_lreg *q)
+static nn_lreg *nn_fifo(nn_lreg *q, int remove)
 {
     nn_lreg *out = NULL;
 
     while (q != NULL) {
-        nn_lreg *next = q->qnext;
-        q->qnext = out;
+        nn_lreg *next = remove ? q->rnext : q->qnext;
+        if (remove)
+            q->rnext = out;
+        else
+            q->qnext = out;
         out = q;
         q = next;
     }
@@ -672,8 +676,8 @@ static void nn_service(unsigned char *buf)
     nn_lreg *adds, *removes, *lr;
 
     pthread_mutex_lock(&nn_disp.lock);
-    adds = nn_fifo(nn_disp.adds);
-    removes = nn_fifo(nn_disp.removes);
+    adds = nn_fifo(nn_disp.adds, 0);
+    removes = nn_fifo(nn_disp.removes, 1);
     nn_disp.adds = nn_disp.removes = NULL;
     pthread_mutex_unlock(&nn_disp.lock);
     while ((lr = adds) != NULL) {
@@ -682,8 +686,8 @@ static void nn_service(unsigned char *buf)
         nn_start_one(lr, buf);
     }
     while ((lr = removes) != NULL) {
-        removes = lr->qnext;
-        lr->qnext = NULL;
+        removes = lr->rnext;
+        lr->rnext = NULL;
         nn_stop_one(lr);
     }
 }
@@ -832,7 +836,7 @@ void nn_backend_cancel(nn_reg *reg, int from_callback)
     (void)from_callback; /* the core's cancelled flag already stops deliveries */
     pthread_mutex_lock(&nn_disp.lock);
     if (lr != NULL && lr->generation == nn_disp.generation) {
-        lr->qnext = nn_disp.removes;
+        lr->rnext = nn_disp.removes;
         nn_disp.removes = lr;
         pthread_mutex_unlock(&nn_disp.lock);
         nn_wake();

@@ -29,6 +29,7 @@ static PyObject *nn_exception_for(nn_state *st, uint32_t winerror)
     case NN_ERROR_INVALID_HANDLE:
         return st->exc[NN_EXC_INVALID_HANDLE];
     case NN_ERROR_FILE_NOT_FOUND:
+    case NN_ERROR_INVALID_NAME: /* ConvertInterfaceNameToLuidW: no interface of that name */
     case NN_ERROR_NOT_FOUND:
         return st->exc[NN_EXC_NOT_FOUND];
     case NN_ERROR_NOT_SUPPORTED:

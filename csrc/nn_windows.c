@@ -231,6 +231,7 @@ static void nn_route_from_mib(nn_route_row *r, const MIB_IPFORWARD_ROW2 *m)
 
 typedef struct {
     HANDLE handle;      /* NULL is possible with NO_ERROR (Wine's stubs) */
+    HANDLE published;   /* event: the Notify* call has returned and handle is set */
     volatile LONG done; /* a stable-table callback has run: the OS ended it */
 } nn_wreg;
 
@@ -356,6 +357,11 @@ int nn_backend_register(nn_reg *reg, int *stable_now, nn_table *table, nn_error 
     w = (nn_wreg *)calloc(1, sizeof(*w));
     if (w == NULL)
         return nn_error_set(err, NN_ERROR_NOT_ENOUGH_MEMORY, call);
+    w->published = CreateEventW(NULL, TRUE, FALSE, NULL);
+    if (w->published == NULL) {
+        free(w);
+        return nn_fail(err, GetLastError(), "CreateEventW");
+    }
     reg->backend = w;
     /* The OS's reference: the context pointer stays valid until the cancel is done. */
     nn_reg_incref(reg);
@@ -374,6 +380,7 @@ int nn_backend_register(nn_reg *reg, int *stable_now, nn_table *table, nn_error 
         if (status == NO_ERROR) {
             int rc = nn_addr_table_from_mib(table, stable);
             nn_api.free_table(stable);
+            SetEvent(w->published);
             nn_reg_decref(reg); /* nothing was registered */
             if (rc < 0)
                 return nn_error_set(err, NN_ERROR_NOT_ENOUGH_MEMORY, call);
@@ -387,6 +394,10 @@ int nn_backend_register(nn_reg *reg, int *stable_now, nn_table *table, nn_error 
         status = nn_api.notify_teredo(nn_teredo_callback, reg, initial, &w->handle);
         break;
     }
+    if (status != NO_ERROR)
+        w->handle = NULL;
+    /* A cancel asked for by a callback that ran inside the Notify* call waits for this. */
+    SetEvent(w->published);
     if (status != NO_ERROR) {
         nn_reg_decref(reg);
         return nn_fail(err, status, call);
@@ -398,6 +409,9 @@ static void nn_cancel_now(nn_reg *reg)
 {
     nn_wreg *w = (nn_wreg *)reg->backend;
 
+    /* The initial notification can run, and ask for this cancel, before the Notify*
+     * call has returned the handle to cancel. */
+    WaitForSingleObject(w->published, INFINITE);
     /* A NULL handle (Wine) was never a registration; a stable one that has called
      * back was ended by the OS. */
     if (w->handle != NULL && !InterlockedCompareExchange(&w->done, 0, 0))
@@ -427,6 +441,10 @@ void nn_backend_cancel(nn_reg *reg, int from_callback)
 
 void nn_backend_release(nn_reg *reg)
 {
+    nn_wreg *w = (nn_wreg *)reg->backend;
+
+    if (w != NULL && w->published != NULL)
+        CloseHandle(w->published);
     free(reg->backend);
     reg->backend = NULL;
 }

@@ -1,12 +1,14 @@
 """Helpers shared by the tests: private network namespaces, `ip`, collecting callbacks, subprocesses.
 
 Every change to the network goes through `ip()` / `sysctl()` here, and both refuse to run in the network
-namespace the test session started in: a test changes only a namespace of its own.
+namespace the test session started in: a test changes only a namespace of its own. That needs Linux; this
+module imports on every platform (the namespace helpers are only called on Linux).
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import ipaddress
 import json
 import os
@@ -22,6 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import netnotify
+
+LINUX = sys.platform == "linux"
+WINDOWS = sys.platform == "win32"
+# Set by .ci/wine/run: the Windows build runs under Wine, whose iphlpapi lacks calls and never calls back.
+UNDER_WINE = WINDOWS and os.environ.get("NETNOTIFY_UNDER_WINE") == "1"
 
 CLONE_NEWNET = 0x40000000
 TESTS_DIR = Path(__file__).resolve().parent
@@ -60,9 +67,12 @@ def _host_netns_inode() -> int:
 
 
 # Computed when conftest imports this module, on the main thread, before any test switched namespace.
-HOST_NETNS_INODE = _host_netns_inode()
+HOST_NETNS_INODE = _host_netns_inode() if LINUX else 0
 
-_libc = ctypes.CDLL(None, use_errno=True)
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def _check_libc(result: int, call: str) -> None:
@@ -73,15 +83,19 @@ def _check_libc(result: int, call: str) -> None:
 
 def unshare_netns() -> None:
     """Moves the calling thread into a new, empty network namespace."""
-    _check_libc(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+    _check_libc(_libc().unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
 
 
 def setns_net(fd: int) -> None:
     """Moves the calling thread into the network namespace open as fd."""
-    _check_libc(_libc.setns(fd, CLONE_NEWNET), "setns(CLONE_NEWNET)")
+    _check_libc(_libc().setns(fd, CLONE_NEWNET), "setns(CLONE_NEWNET)")
 
 
 def ensure_private_netns() -> None:
+    if not LINUX:
+        raise RuntimeError(
+            "refusing to touch the network: tests change it only on Linux, in a private namespace"
+        )
     if netns_inode() == HOST_NETNS_INODE:
         raise RuntimeError(
             "refusing to touch the network: this thread is in the machine's own network namespace"
@@ -334,8 +348,9 @@ def python_env() -> dict[str, str]:
 
 
 def run_python(args: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
-    """Runs `python ARGS` in the calling thread's (private) namespace; killed and failed after timeout."""
-    ensure_private_netns()
+    """Runs `python ARGS` (on Linux in the thread's private namespace); killed and failed after timeout."""
+    if LINUX:
+        ensure_private_netns()
     command = [sys.executable, *args]
     try:
         return subprocess.run(

@@ -23,6 +23,8 @@ from nettest import (
 
 import netnotify
 
+pytestmark = pytest.mark.linux
+
 INFINITE = 0xFFFFFFFF
 PREFERRED = netnotify.NlDadState.PREFERRED
 TENTATIVE = netnotify.NlDadState.TENTATIVE

@@ -10,6 +10,8 @@ from collections.abc import Callable
 import pytest
 from nettest import ADD, PARAMETER, SETTLE, Event, Lan, Match, NetNS, Registrations, row_family
 
+pytestmark = pytest.mark.linux
+
 # Per family: an address and a route to add, in v0's subnets (see nettest.Lan).
 CHANGES: dict[int, tuple[str, str]] = {
     socket.AF_INET: ("10.9.0.10/24", "10.80.0.0/24 via 10.9.0.2 dev v0"),

@@ -10,6 +10,8 @@ from collections.abc import Callable
 import pytest
 from nettest import ADD, INITIAL, SETTLE, Event, Match, NetNS, Registrations
 
+pytestmark = pytest.mark.linux
+
 ADDRESS = ipaddress.IPv4Address("10.7.0.1")
 
 

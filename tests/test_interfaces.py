@@ -20,6 +20,8 @@ from nettest import (
 
 import netnotify
 
+pytestmark = pytest.mark.linux
+
 FAMILIES = (socket.AF_INET, socket.AF_INET6)
 
 

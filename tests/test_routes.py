@@ -22,6 +22,8 @@ from nettest import (
 
 import netnotify
 
+pytestmark = pytest.mark.linux
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -7,7 +7,10 @@ import socket
 import threading
 import time
 
+import pytest
 from nettest import ADD, Collector, Event, Lan, Match, NetNS, Registrations
+
+pytestmark = pytest.mark.linux
 
 
 class Overlap:

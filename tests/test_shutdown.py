@@ -7,6 +7,8 @@ import time
 import pytest
 from nettest import TESTS_DIR, NetNS, run_python
 
+pytestmark = pytest.mark.linux
+
 EXIT_SCRIPT = TESTS_DIR / "exit_script.py"
 EXIT_BUDGET = 10.0  # seconds from "ready" (the main thread ending) to the process being gone
 

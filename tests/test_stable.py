@@ -12,6 +12,8 @@ from nettest import SETTLE, NetNS, wait_until
 
 import netnotify
 
+pytestmark = pytest.mark.linux
+
 PREFERRED = netnotify.NlDadState.PREFERRED
 TENTATIVE = netnotify.NlDadState.TENTATIVE
 V4 = ipaddress.IPv4Address("10.5.0.1")

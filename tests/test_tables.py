@@ -24,6 +24,8 @@ from nettest import (
 
 import netnotify
 
+pytestmark = pytest.mark.linux
+
 T = TypeVar("T")
 U = TypeVar("U")
 IFTYPES = {"ether": IF_TYPE_ETHERNET, "loopback": IF_TYPE_LOOPBACK}
