@@ -395,6 +395,24 @@ error:
     return result;
 }
 
+/* _report_exception(exc, obj): sys.unraisablehook for an exception caught in Python,
+ * exactly as for one raised by a low-level callback (the Pythonic layer's callbacks). */
+static PyObject *nn_report_exception(PyObject *module, PyObject *args)
+{
+    PyObject *exc, *obj;
+
+    (void)module;
+    if (!PyArg_ParseTuple(args, "OO:_report_exception", &exc, &obj))
+        return NULL;
+    if (!PyExceptionInstance_Check(exc)) {
+        nn_type_error(exc, "_report_exception: expected an exception");
+        return NULL;
+    }
+    PyErr_SetObject(PyExceptionInstance_Class(exc), exc);
+    PyErr_WriteUnraisable(obj);
+    Py_RETURN_NONE;
+}
+
 static PyObject *nn_shutdown_py(PyObject *module, PyObject *unused)
 {
     (void)module;
@@ -445,6 +463,8 @@ static PyMethodDef nn_methods[] = {
      "convert_interface_luid_to_name(luid)\n--\n\nConvertInterfaceLuidToNameW."},
     {"convert_interface_name_to_luid", nn_convert_name_to_luid, METH_O,
      "convert_interface_name_to_luid(name)\n--\n\nConvertInterfaceNameToLuidW."},
+    {"_report_exception", nn_report_exception, METH_VARARGS,
+     "_report_exception(exc, obj)\n--\n\nReport exc through sys.unraisablehook, naming obj."},
     {"_shutdown", nn_shutdown_py, METH_NOARGS, "Cancel every live registration (the atexit hook)."},
     {NULL, NULL, 0, NULL}};
 

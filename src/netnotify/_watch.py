@@ -1,0 +1,677 @@
+"""netnotify.watch(): typed events over the low-level API, blocking, async or by callback.
+
+The design in one paragraph: every OS callback turns into a raw change, which is completed (Get*Entry, where
+rows arrive incomplete), then normalized under the watcher's lock against ``_state``, the watcher's view of
+every object it reports (read from the tables at start, then kept by the events it emits). Normalization makes
+the stream consistent (no add of a known row, no delete of an unknown one), tells add from change, enriches
+deletes and drops lifetime-only noise. Normalized events go through the optional settle window, then to the
+consumer: a queue (unbounded, bounded or latest-per-object) or the user's callback. See docs/watch.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Final, Literal, Self, TypeAlias
+
+from . import _netnotify as _nn
+from ._enums import MibNotificationType
+from ._errors import NotSupportedError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from ._netnotify import MibIpForwardRow2, MibIpInterfaceRow, MibUnicastIpAddressRow, NotificationHandle
+
+__all__ = [
+    "AddressEvent",
+    "Change",
+    "Event",
+    "InterfaceEvent",
+    "Kind",
+    "Overflow",
+    "RouteEvent",
+    "SnapshotComplete",
+    "StableTableEvent",
+    "TeredoPortEvent",
+    "Watcher",
+    "WatcherClosed",
+    "watch",
+]
+
+
+class Kind(enum.StrEnum):
+    """What a watcher can watch."""
+
+    INTERFACE = "interface"
+    ADDRESS = "address"
+    ROUTE = "route"
+    TEREDO = "teredo"
+    STABLE = "stable"
+
+
+class Change(enum.StrEnum):
+    """What happened to an object."""
+
+    ADD = "add"
+    CHANGE = "change"
+    DELETE = "delete"
+    SNAPSHOT = "snapshot"
+
+
+class WatcherClosed(RuntimeError):
+    """The watcher is closed and every event it queued has been taken."""
+
+
+Row: TypeAlias = "MibIpInterfaceRow | MibUnicastIpAddressRow | MibIpForwardRow2"
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceEvent:
+    """An interface (one address family of it) was added, changed, deleted, or is part of the snapshot."""
+
+    kind: ClassVar[Kind] = Kind.INTERFACE
+    change: Change
+    row: MibIpInterfaceRow
+    time: float
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AddressEvent:
+    """A unicast address was added, changed, deleted, or is part of the snapshot."""
+
+    kind: ClassVar[Kind] = Kind.ADDRESS
+    change: Change
+    row: MibUnicastIpAddressRow
+    time: float
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RouteEvent:
+    """A route was added, changed, deleted, or is part of the snapshot."""
+
+    kind: ClassVar[Kind] = Kind.ROUTE
+    change: Change
+    row: MibIpForwardRow2
+    time: float
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TeredoPortEvent:
+    """The Teredo client's UDP port changed (Windows)."""
+
+    kind: ClassVar[Kind] = Kind.TEREDO
+    change: Change
+    port: int
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class StableTableEvent:
+    """The unicast address table is stable: no address is tentative (delivered once)."""
+
+    kind: ClassVar[Kind] = Kind.STABLE
+    table: tuple[MibUnicastIpAddressRow, ...]
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotComplete:
+    """Every snapshot row has been delivered; what follows is live (or: the resynchronisation is over)."""
+
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class Overflow:
+    """A bounded queue was full: ``dropped`` changes were not queued; a resynchronisation follows."""
+
+    dropped: int
+    time: float
+
+
+RowEvent: TypeAlias = InterfaceEvent | AddressEvent | RouteEvent
+Event: TypeAlias = RowEvent | TeredoPortEvent | StableTableEvent | SnapshotComplete | Overflow
+
+Backpressure: TypeAlias = Literal["unbounded", "bounded", "latest"]
+
+_ROW_KINDS: Final = (Kind.INTERFACE, Kind.ADDRESS, Kind.ROUTE)
+_DEFAULT_KINDS: Final = _ROW_KINDS
+_FAMILIES: Final = (socket.AF_UNSPEC, socket.AF_INET, socket.AF_INET6)
+_LIFETIMES: Final = frozenset({"valid_lifetime", "preferred_lifetime", "age"})
+# Rows from the Linux backend are complete (the kernel sends every member): no Get*Entry round trip needed.
+_ROWS_ARRIVE_COMPLETE: Final = sys.platform == "linux"
+_CHANGES: Final = {
+    MibNotificationType.ADD_INSTANCE: Change.ADD,
+    MibNotificationType.PARAMETER_NOTIFICATION: Change.CHANGE,
+    MibNotificationType.DELETE_INSTANCE: Change.DELETE,
+}
+_OVERFLOW_MARK: Final = object()  # where, in a bounded queue, the consumer must resynchronise
+
+Key: TypeAlias = tuple[Hashable, ...]
+
+
+def _key(kind: Kind, row: Row) -> Key:
+    """The identity of the object a row describes (docs/watch.md)."""
+    if kind is Kind.INTERFACE:
+        assert isinstance(row, _nn.MibIpInterfaceRow)
+        return (kind, int(row.family), row.interface_index)
+    if kind is Kind.ADDRESS:
+        assert isinstance(row, _nn.MibUnicastIpAddressRow)
+        return (kind, row.address, row.interface_index)
+    assert isinstance(row, _nn.MibIpForwardRow2)
+    return (kind, row.destination_prefix, row.next_hop, row.interface_index)
+
+
+def _only_lifetimes_differ(old: Row, new: Row) -> bool:
+    a, b = old._asdict(), new._asdict()
+    return all(a[name] == b[name] for name in a if name not in _LIFETIMES)
+
+
+def _row_event(kind: Kind, change: Change, row: Row, when: float, complete: bool) -> RowEvent:
+    if kind is Kind.INTERFACE:
+        assert isinstance(row, _nn.MibIpInterfaceRow)
+        return InterfaceEvent(change, row, when, complete)
+    if kind is Kind.ADDRESS:
+        assert isinstance(row, _nn.MibUnicastIpAddressRow)
+        return AddressEvent(change, row, when, complete)
+    assert isinstance(row, _nn.MibIpForwardRow2)
+    return RouteEvent(change, row, when, complete)
+
+
+def _merge(old: Event, new: Event) -> Event | None:
+    """The net effect of two events of one object (None: nothing happened)."""
+    if not isinstance(old, RowEvent) or not isinstance(new, RowEvent):
+        return new
+    if new.change is Change.DELETE:
+        return None if old.change in (Change.ADD, Change.SNAPSHOT) else new
+    if old.change is Change.DELETE:  # deleted and back: a change, or nothing if it came back the same
+        if old.row == new.row:
+            return None
+        return _row_event(new.kind, Change.CHANGE, new.row, new.time, new.complete)
+    if old.change in (Change.ADD, Change.SNAPSHOT):  # the consumer has not seen the old row yet
+        return _row_event(new.kind, old.change, new.row, new.time, new.complete)
+    return new
+
+
+class Watcher:
+    """Events of network changes; made by :func:`watch`. See docs/watch.md."""
+
+    def __init__(
+        self,
+        kinds: tuple[Kind, ...],
+        family: int,
+        *,
+        complete: bool,
+        snapshot: bool,
+        ignore_lifetime_changes: bool,
+        settle: float | None,
+        backpressure: Backpressure,
+        maxsize: int,
+        callback: Callable[[Event], object] | None,
+    ) -> None:
+        self.kinds: Final = kinds
+        self.family: Final = socket.AddressFamily(family)
+        self._complete = complete
+        self._snapshot = snapshot
+        self._ignore_lifetimes = ignore_lifetime_changes
+        self._settle = settle
+        self._backpressure = backpressure
+        self._maxsize = maxsize
+        self._callback = callback
+
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._closed = False
+        self._handles: list[NotificationHandle] = []
+        # The watcher's view of every object: (row, complete). Kinds whose table could not be read have
+        # an incomplete view, and then a delete of an unknown object is still reported.
+        self._state: dict[Key, tuple[Row, bool]] = {}
+        self._state_known: set[Kind] = set()
+        self._held: list[tuple[Kind, Change, Row, float, bool]] | None = []  # changes during the start
+        # Consumers
+        self._queue: deque[object] = deque()
+        self._latest: dict[Key | object, Event] = {}
+        self._dropped = 0
+        self._overflowed = False
+        # "bounded": what the consumer knows, from the events it took, to resynchronise it after an overflow
+        self._consumer: dict[Key, tuple[Row, bool]] = {}
+        self._outbox: deque[Event] = deque()
+        self._deliverer: int | None = None
+        self._pending: dict[Key | object, Event] = {}
+        self._timer: threading.Timer | None = None
+        self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    # ------------------------------------------------------------------ start
+
+    def _start(self) -> None:
+        try:
+            self._register()
+            tables = self._read_tables()
+        except BaseException:
+            self.close()
+            raise
+        with self._lock:
+            now = time.time()
+            for kind, rows in tables.items():
+                self._state_known.add(kind)
+                for row in rows:
+                    key = _key(kind, row)
+                    self._state[key] = (row, True)
+                    if self._snapshot:
+                        self._deliver(_row_event(kind, Change.SNAPSHOT, row, now, True), key)
+            if self._backpressure == "bounded" and not self._snapshot:
+                # Without a snapshot the consumer starts from the world as it was (its view is implicit);
+                # with one it knows what it takes, snapshot rows included (they may overflow too).
+                self._consumer = dict(self._state)
+            if self._snapshot and Kind.TEREDO in self.kinds:
+                self._deliver(TeredoPortEvent(Change.SNAPSHOT, _nn.get_teredo_port(), now))
+            if self._snapshot:
+                self._deliver(SnapshotComplete(now))
+            held, self._held = self._held or [], None
+            for change in held:
+                self._normalize(*change)
+        self._drain_outbox()
+
+    def _register(self) -> None:
+        family = int(self.family)
+        for kind in self.kinds:
+            if kind is Kind.INTERFACE:
+                self._handles.append(_nn.notify_ip_interface_change(family, self._on_row, kind))
+            elif kind is Kind.ADDRESS:
+                self._handles.append(_nn.notify_unicast_ip_address_change(family, self._on_row, kind))
+            elif kind is Kind.ROUTE:
+                self._handles.append(_nn.notify_route_change2(family, self._on_row, kind))
+            elif kind is Kind.TEREDO:
+                self._handles.append(_nn.notify_teredo_port_change(self._on_teredo))
+            else:
+                result = _nn.notify_stable_unicast_ip_address_table(family, self._on_stable)
+                if isinstance(result, list):
+                    self._on_stable(None, result)
+                else:
+                    self._handles.append(result)
+
+    def _read_tables(self) -> dict[Kind, list[Row]]:
+        readers: dict[Kind, Callable[[int], list[Row]]] = {
+            Kind.INTERFACE: _nn.get_ip_interface_table,  # type: ignore[dict-item]
+            Kind.ADDRESS: _nn.get_unicast_ip_address_table,  # type: ignore[dict-item]
+            Kind.ROUTE: _nn.get_ip_forward_table2,  # type: ignore[dict-item]
+        }
+        tables: dict[Kind, list[Row]] = {}
+        for kind in self.kinds:
+            if kind in readers:
+                try:
+                    tables[kind] = readers[kind](int(self.family))
+                except NotSupportedError:
+                    if self._snapshot:
+                        raise
+        return tables
+
+    # ------------------------------------------------------------------ OS callbacks (any thread)
+
+    def _on_row(self, kind: Kind, row: Row | None, ntype: MibNotificationType) -> None:
+        if row is None or ntype not in _CHANGES:
+            return
+        when = time.time()
+        change = _CHANGES[ntype]
+        complete = _ROWS_ARRIVE_COMPLETE
+        if self._complete and not complete and change is not Change.DELETE:
+            row, complete = self._completed(kind, row)
+        with self._lock:
+            if self._closed:
+                return
+            if self._held is not None:
+                self._held.append((kind, change, row, when, complete))
+                return
+            self._normalize(kind, change, row, when, complete)
+        self._drain_outbox()
+
+    @staticmethod
+    def _completed(kind: Kind, row: Row) -> tuple[Row, bool]:
+        try:
+            if kind is Kind.INTERFACE:
+                return _nn.get_ip_interface_entry(row), True  # type: ignore[arg-type]
+            if kind is Kind.ADDRESS:
+                return _nn.get_unicast_ip_address_entry(row), True  # type: ignore[arg-type]
+            return _nn.get_ip_forward_entry2(row), True  # type: ignore[arg-type]
+        except OSError:  # gone already, or no Get*Entry on this system: keep what the OS sent
+            return row, False
+
+    def _on_teredo(self, _context: object, port: int, ntype: MibNotificationType) -> None:
+        if ntype in _CHANGES:
+            self._external(TeredoPortEvent(_CHANGES[ntype], port, time.time()))
+
+    def _on_stable(self, _context: object, table: list[MibUnicastIpAddressRow]) -> None:
+        self._external(StableTableEvent(tuple(table), time.time()))
+
+    def _external(self, event: Event) -> None:
+        with self._lock:
+            if not self._closed:
+                self._deliver(event)
+        self._drain_outbox()
+
+    # ------------------------------------------------------------------ normalization (lock held)
+
+    def _normalize(self, kind: Kind, change: Change, row: Row, when: float, complete: bool) -> None:
+        key = _key(kind, row)
+        previous = self._state.get(key)
+        if change is Change.DELETE:
+            if previous is None:
+                if kind in self._state_known:
+                    return  # a delete of an object the consumer never had
+                event = _row_event(kind, Change.DELETE, row, when, complete)
+            else:
+                del self._state[key]
+                event = _row_event(kind, Change.DELETE, previous[0], when, previous[1])
+        else:
+            if previous is not None and previous[0] == row:
+                return
+            self._state[key] = (row, complete)
+            if previous is not None and self._ignore_lifetimes and _only_lifetimes_differ(previous[0], row):
+                return
+            event = _row_event(kind, Change.ADD if previous is None else Change.CHANGE, row, when, complete)
+        self._deliver(event, key)
+
+    def _deliver(self, event: Event, key: Key | None = None) -> None:
+        slot: Key | object = key if key is not None else object()
+        if self._settle is None:
+            self._emit(event, slot)
+            return
+        merged = _merge(self._pending[slot], event) if slot in self._pending else event
+        if merged is None:
+            del self._pending[slot]
+        else:
+            self._pending[slot] = merged
+        if self._timer is None:
+            self._timer = threading.Timer(self._settle, self._flush)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._timer = None
+            if self._closed:
+                return
+            pending, self._pending = self._pending, {}
+            for slot, event in pending.items():
+                self._emit(event, slot)
+        self._drain_outbox()
+
+    def _emit(self, event: Event, slot: Key | object) -> None:
+        if self._callback is not None:
+            self._outbox.append(event)
+            return
+        if self._backpressure == "latest":
+            merged = _merge(self._latest[slot], event) if slot in self._latest else event
+            if merged is None:
+                del self._latest[slot]
+            else:
+                self._latest[slot] = merged
+        elif self._backpressure == "bounded" and self._overflowed:
+            self._dropped += 1  # its effect is in the state: the resynchronisation reports it
+            return
+        elif self._backpressure == "bounded" and len(self._queue) >= self._maxsize:
+            self._overflowed = True
+            self._dropped = 1
+            self._queue.append(_OVERFLOW_MARK)
+        else:
+            self._queue.append(event)
+        self._wake()
+
+    def _resync_locked(self) -> list[Event]:
+        """Overflow, the events from what the consumer knows to the current state, SnapshotComplete."""
+        now = time.time()
+        events: list[Event] = [Overflow(self._dropped, now)]
+        for key, (row, complete) in self._consumer.items():
+            if key not in self._state:
+                events.append(_row_event(key[0], Change.DELETE, row, now, complete))  # type: ignore[arg-type]
+        for key, (row, complete) in self._state.items():
+            known = self._consumer.get(key)
+            if known is None:
+                events.append(_row_event(key[0], Change.ADD, row, now, complete))  # type: ignore[arg-type]
+            elif known[0] != row:
+                events.append(_row_event(key[0], Change.CHANGE, row, now, complete))  # type: ignore[arg-type]
+        events.append(SnapshotComplete(now))
+        # The state already holds what a settle window still had pending: do not report it twice.
+        self._pending.clear()
+        self._overflowed = False
+        self._dropped = 0
+        return events
+
+    def _wake(self) -> None:
+        self._cond.notify_all()
+        waiters, self._async_waiters = self._async_waiters, []
+        for loop, future in waiters:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_set_done, future)
+
+    def _drain_outbox(self) -> None:
+        """Callback style: call the user's callback for queued events, one caller at a time."""
+        if self._callback is None:
+            return
+        me = threading.get_ident()
+        with self._lock:
+            if self._deliverer is not None:
+                return  # another thread delivers; it will take our events too
+            self._deliverer = me
+        try:
+            while True:
+                with self._lock:
+                    if self._closed or not self._outbox:
+                        return
+                    event = self._outbox.popleft()
+                try:
+                    self._callback(event)
+                except Exception as exc:  # reported like any callback error; delivery goes on
+                    _nn._report_exception(exc, self._callback)
+        finally:
+            with self._lock:
+                self._deliverer = None
+                self._cond.notify_all()
+
+    # ------------------------------------------------------------------ consumers
+
+    def _take_locked(self) -> Event | None:
+        while True:
+            if self._latest:
+                slot = next(iter(self._latest))
+                return self._latest.pop(slot)
+            if not self._queue:
+                return None
+            item = self._queue.popleft()
+            if item is _OVERFLOW_MARK:
+                self._queue.extendleft(reversed(self._resync_locked()))
+                continue
+            if self._backpressure == "bounded" and isinstance(item, RowEvent):
+                key = _key(item.kind, item.row)
+                if item.change is Change.DELETE:
+                    self._consumer.pop(key, None)
+                else:
+                    self._consumer[key] = (item.row, item.complete)
+            return item  # type: ignore[return-value]
+
+    def _check_queued(self) -> None:
+        if self._callback is not None:
+            raise TypeError("this watcher delivers to its callback; it cannot be iterated")
+
+    def get(self, timeout: float | None = None) -> Event:
+        """The next event; TimeoutError if none comes within timeout seconds, WatcherClosed once closed."""
+        self._check_queued()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                event = self._take_locked()
+                if event is not None:
+                    return event
+                if self._closed:
+                    raise WatcherClosed("the watcher is closed")
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"no network change within {timeout} s")
+                self._cond.wait(remaining)
+
+    def __iter__(self) -> Iterator[Event]:
+        self._check_queued()
+        return self._events()
+
+    def _events(self) -> Iterator[Event]:
+        while True:
+            try:
+                yield self.get()
+            except WatcherClosed:
+                return
+
+    async def aget(self, timeout: float | None = None) -> Event:
+        """The next event, awaited; TimeoutError and WatcherClosed as for get()."""
+        self._check_queued()
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            with self._lock:
+                event = self._take_locked()
+                if event is not None:
+                    return event
+                if self._closed:
+                    raise WatcherClosed("the watcher is closed")
+                future: asyncio.Future[None] = loop.create_future()
+                self._async_waiters.append((loop, future))
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"no network change within {timeout} s")
+            try:
+                await asyncio.wait_for(future, remaining)
+            except TimeoutError:
+                raise TimeoutError(f"no network change within {timeout} s") from None
+            finally:
+                with self._lock:
+                    if (loop, future) in self._async_waiters:
+                        self._async_waiters.remove((loop, future))
+
+    def __aiter__(self) -> Self:
+        self._check_queued()
+        return self
+
+    async def __anext__(self) -> Event:
+        try:
+            return await self.aget()
+        except WatcherClosed:
+            raise StopAsyncIteration from None
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self) -> None:
+        """Stop watching; idempotent, and safe from any thread and from inside the callback."""
+        with self._lock:
+            handles, self._handles = self._handles, []
+            timer, self._timer = self._timer, None
+            self._closed = True
+            self._pending.clear()
+            self._outbox.clear()
+            self._wake()
+        if timer is not None:
+            timer.cancel()
+        for handle in handles:
+            handle.cancel()  # waits for a running OS callback (never for the current one)
+        with self._lock:
+            me = threading.get_ident()
+            while self._deliverer is not None and self._deliverer != me:
+                self._cond.wait()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._queue) + len(self._latest) + len(self._outbox)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        kinds = ",".join(self.kinds)
+        state = "closed" if self._closed else "open"
+        return f"<Watcher {kinds} {self.family.name} {state} queued={len(self)}>"
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def watch(
+    *kinds: Kind | str,
+    family: int = socket.AF_UNSPEC,
+    complete: bool = True,
+    snapshot: bool = False,
+    ignore_lifetime_changes: bool = False,
+    settle: float | None = None,
+    backpressure: Backpressure = "unbounded",
+    maxsize: int = 10_000,
+    callback: Callable[[Event], object] | None = None,
+) -> Watcher:
+    """Watch network changes; see docs/watch.md."""
+    chosen: list[Kind] = []
+    for kind in kinds or _DEFAULT_KINDS:
+        if not isinstance(kind, str):
+            raise TypeError(f"a kind is a Kind or str, not {type(kind).__name__}")
+        try:
+            value = Kind(kind)
+        except ValueError:
+            raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(Kind)}") from None
+        if value not in chosen:
+            chosen.append(value)
+    if not isinstance(family, int) or isinstance(family, bool):
+        raise TypeError(f"family must be an int (socket.AF_*), not {type(family).__name__}")
+    if family not in _FAMILIES:
+        raise ValueError(f"family must be AF_UNSPEC, AF_INET or AF_INET6, not {family}")
+    if settle is not None:
+        if not isinstance(settle, int | float) or isinstance(settle, bool):
+            raise TypeError(f"settle must be a number of seconds, not {type(settle).__name__}")
+        if not settle >= 0:
+            raise ValueError(f"settle must be >= 0 seconds, not {settle}")
+    if backpressure not in ("unbounded", "bounded", "latest"):
+        raise ValueError(f"backpressure must be 'unbounded', 'bounded' or 'latest', not {backpressure!r}")
+    if not isinstance(maxsize, int) or isinstance(maxsize, bool):
+        raise TypeError(f"maxsize must be an int, not {type(maxsize).__name__}")
+    if maxsize < 1:
+        raise ValueError(f"maxsize must be at least 1, not {maxsize}")
+    if callback is not None and not callable(callback):
+        raise TypeError("callback must be callable")
+    watcher = Watcher(
+        tuple(chosen),
+        family,
+        complete=bool(complete),
+        snapshot=bool(snapshot),
+        ignore_lifetime_changes=bool(ignore_lifetime_changes),
+        settle=settle,
+        backpressure=backpressure,
+        maxsize=maxsize,
+        callback=callback,
+    )
+    watcher._start()
+    return watcher
