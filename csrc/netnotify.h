@@ -265,6 +265,19 @@ void nn_core_unlock(void);
 void nn_reg_incref(nn_reg *reg);
 void nn_reg_decref(nn_reg *reg); /* frees via nn_backend_release at zero */
 int nn_reg_is_cancelled(nn_reg *reg);
+/* A delivery session: the GIL is taken at the first event and kept for the events of
+ * the same registration that follow, until nn_core_session_end. Cancellation is still
+ * checked before every event. For a backend thread that delivers bursts (Linux). */
+typedef struct {
+    nn_reg *reg; /* the registration whose callbacks run, NULL when no session is open */
+    int gilstate;
+} nn_session;
+int nn_core_session_deliver(nn_session *s, nn_reg *reg, const nn_event *ev);
+void nn_core_session_end(nn_session *s);
+/* Gives the calling backend-owned thread a Python thread state for its whole life, so
+ * that each delivery does not create and destroy one. Call it while the interpreter is
+ * surely alive (the registering thread waits for it). */
+void nn_core_thread_attach(void);
 /* Reports an asynchronous failure of a registration (a lost subscription, an overflow)
  * through sys.unraisablehook, naming the registration's callback. */
 void nn_core_report_error(nn_reg *reg, const nn_error *err);

@@ -169,6 +169,54 @@ int nn_core_deliver(nn_reg *reg, const nn_event *ev)
     return cancelled ? -1 : 0;
 }
 
+int nn_core_session_deliver(nn_session *s, nn_reg *reg, const nn_event *ev)
+{
+    int opening;
+
+    if (s->reg != NULL && s->reg != reg)
+        nn_core_session_end(s);
+    nn_core_lock();
+    if (reg->cancelled || nn_finalizing) {
+        nn_core_unlock();
+        nn_core_session_end(s); /* lets a waiting cancel return */
+        return -1;
+    }
+    opening = s->reg == NULL;
+    if (opening) {
+        reg->running = 1;
+        reg->runner = nn_thread_self();
+    }
+    nn_core_unlock();
+    if (opening) {
+        s->gilstate = (int)PyGILState_Ensure();
+        s->reg = reg;
+    }
+    nn_dispatch(reg, ev);
+    return 0;
+}
+
+void nn_core_session_end(nn_session *s)
+{
+    nn_reg *reg = s->reg;
+
+    if (reg == NULL)
+        return;
+    s->reg = NULL;
+    PyGILState_Release((PyGILState_STATE)s->gilstate);
+    nn_core_lock();
+    reg->running = 0;
+    nn_cond_broadcast(&nn_changed);
+    nn_core_unlock();
+}
+
+void nn_core_thread_attach(void)
+{
+    /* Ensure creates the thread state; SaveThread drops the GIL but keeps the state,
+     * so later Ensure/Release pairs only take and drop the GIL. */
+    PyGILState_Ensure();
+    PyEval_SaveThread();
+}
+
 void nn_core_report_error(nn_reg *reg, const nn_error *err)
 {
     PyGILState_STATE gil;

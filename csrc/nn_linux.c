@@ -92,14 +92,19 @@ struct nn_lreg {
     nn_lreg *anext, *aprev; /* every started registration (for fork) */
 };
 
+/* The dispatcher's open delivery session: only the dispatcher thread uses it. */
+static nn_session nn_sess;
+
 static struct {
     pthread_mutex_t lock; /* guards the queues, the list and the fields below */
+    pthread_cond_t attached_cond;
+    int attached; /* the dispatcher thread has its Python thread state */
     int started;
     int epfd, evfd;
     unsigned generation;
     nn_lreg *adds, *removes;
     nn_lreg *all;
-} nn_disp = {PTHREAD_MUTEX_INITIALIZER, 0, -1, -1, 0, NULL, NULL, NULL};
+} nn_disp = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, -1, -1, 0, NULL, NULL, NULL};
 
 static int nn_family_wanted(const nn_lreg *lr, int family)
 {
@@ -118,7 +123,7 @@ static int nn_emit(nn_lreg *lr, nn_notification_type type, const void *row)
     memset(&ev, 0, sizeof ev);
     ev.type = type;
     ev.row = row;
-    if (nn_core_deliver(lr->reg, &ev) < 0) {
+    if (nn_core_session_deliver(&nn_sess, lr->reg, &ev) < 0) {
         lr->stopped = 1;
         return 1;
     }
@@ -574,6 +579,7 @@ static void nn_check_stable(nn_lreg *lr)
 
     if (lr->stopped || nn_has_tentative(lr))
         return;
+    nn_core_session_end(&nn_sess);
     nn_table_init(&table, NN_KIND_STABLE);
     if (nn_addr_table(lr, &table) == 0) {
         memset(&ev, 0, sizeof ev);
@@ -592,10 +598,12 @@ static void nn_readable(nn_lreg *lr, unsigned char *buf)
     if (lr->stopped)
         return;
     rc = nn_nl_read(&lr->sock, buf, NN_READ_BUF, nn_on_message, lr, &err);
+    nn_core_session_end(&nn_sess); /* never hold the GIL across a blocking call or a report */
     if (rc >= 0 && lr->reread_links && !lr->stopped) {
         lr->reread_links = 0;
         rc = nn_nl_dump(&lr->sock, RTM_GETLINK, AF_UNSPEC, nn_on_message, nn_backlog_add, lr, &err);
         nn_backlog_replay(lr);
+        nn_core_session_end(&nn_sess);
         rc = rc == NN_DUMP_INTR ? 0 : rc; /* a change during the dump brings its own message */
     }
     if (rc < 0) {
@@ -625,11 +633,13 @@ static void nn_start_one(nn_lreg *lr, unsigned char *buf)
     else {
         nn_error err = {0, 0, NULL, NULL};
         nn_error_from_errno(&err, errno, "epoll_ctl");
+        nn_core_session_end(&nn_sess);
         nn_core_report_error(lr->reg, &err);
     }
     if (lr->reg->initial_notification && lr->reg->kind != NN_KIND_STABLE)
         nn_emit(lr, NN_INITIAL_NOTIFICATION, NULL);
     nn_backlog_replay(lr);
+    nn_core_session_end(&nn_sess);
     nn_readable(lr, buf);
 }
 
@@ -697,6 +707,11 @@ static void *nn_dispatcher(void *arg)
     struct epoll_event events[64];
     unsigned char *buf = (unsigned char *)arg;
 
+    nn_core_thread_attach();
+    pthread_mutex_lock(&nn_disp.lock);
+    nn_disp.attached = 1;
+    pthread_cond_broadcast(&nn_disp.attached_cond);
+    pthread_mutex_unlock(&nn_disp.lock);
     for (;;) {
         int n = epoll_wait(nn_disp.epfd, events, 64, -1), i;
         if (n < 0 && errno != EINTR)
@@ -758,6 +773,10 @@ static int nn_dispatcher_start(nn_error *err)
         return nn_error_from_errno(err, rc, "pthread_create");
     }
     nn_disp.started = 1;
+    /* Wait (the GIL is released here) until the thread has its Python thread state:
+     * it must take the GIL once, and only while the interpreter is surely alive. */
+    while (!nn_disp.attached)
+        pthread_cond_wait(&nn_disp.attached_cond, &nn_disp.lock);
     return 0;
 }
 
@@ -852,6 +871,9 @@ void nn_backend_after_fork_child(void)
     /* The dispatcher thread did not survive the fork: close what it owned, in the
      * child only, and drop its references. A new one starts on the next registration. */
     pthread_mutex_init(&nn_disp.lock, NULL);
+    pthread_cond_init(&nn_disp.attached_cond, NULL);
+    nn_disp.attached = 0;
+    memset(&nn_sess, 0, sizeof nn_sess); /* its thread, and its GIL hold, did not survive */
     while ((lr = nn_disp.all) != NULL) {
         nn_disp.all = lr->anext;
         lr->anext = lr->aprev = NULL;

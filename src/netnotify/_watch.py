@@ -25,11 +25,10 @@ from typing import TYPE_CHECKING, ClassVar, Final, Literal, Self, TypeAlias
 from . import _netnotify as _nn
 from ._enums import MibNotificationType
 from ._errors import NotSupportedError
+from ._netnotify import MibIpForwardRow2, MibIpInterfaceRow, MibUnicastIpAddressRow, NotificationHandle
 
 if TYPE_CHECKING:
     from types import TracebackType
-
-    from ._netnotify import MibIpForwardRow2, MibIpInterfaceRow, MibUnicastIpAddressRow, NotificationHandle
 
 __all__ = [
     "AddressEvent",
@@ -71,7 +70,7 @@ class WatcherClosed(RuntimeError):
     """The watcher is closed and every event it queued has been taken."""
 
 
-Row: TypeAlias = "MibIpInterfaceRow | MibUnicastIpAddressRow | MibIpForwardRow2"
+Row: TypeAlias = MibIpInterfaceRow | MibUnicastIpAddressRow | MibIpForwardRow2
 
 
 @dataclass(frozen=True, slots=True)
@@ -654,6 +653,8 @@ def watch(
             raise TypeError(f"settle must be a number of seconds, not {type(settle).__name__}")
         if not settle >= 0:
             raise ValueError(f"settle must be >= 0 seconds, not {settle}")
+    if not isinstance(backpressure, str):
+        raise TypeError(f"backpressure must be a str, not {type(backpressure).__name__}")
     if backpressure not in ("unbounded", "bounded", "latest"):
         raise ValueError(f"backpressure must be 'unbounded', 'bounded' or 'latest', not {backpressure!r}")
     if not isinstance(maxsize, int) or isinstance(maxsize, bool):
