@@ -17,16 +17,22 @@
 #include "nn_netlink.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <net/if.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sock_diag.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define NN_RCVBUF (8 * 1024 * 1024)  /* socket receive buffer asked for */
+#define NN_RCVBUF (64 * 1024 * 1024) /* receive buffer asked for: a 100,000-route burst fits (root;
+                                        * others get the system's cap, and overflows are repaired) */
 #define NN_READ_BUF (256 * 1024)     /* one read: a dump part or a notification */
+#ifndef SO_MEMINFO
+#  define SO_MEMINFO 55
+#endif
 #define NN_DUMP_ATTEMPTS 8           /* a dump interrupted by changes is retried */
 #define NN_STACK_HOPS 16             /* next hops parsed without allocating */
 
@@ -77,14 +83,16 @@ typedef struct {
 typedef struct nn_lreg nn_lreg;
 struct nn_lreg {
     nn_reg *reg;
-    nn_nlsock sock;
+    nn_nlsock sock;      /* subscribed: the notifications */
+    nn_nlsock dump_sock; /* unsubscribed: dumps, whose replies never compete with notifications */
     nn_map links; /* nn_link_entry by ifindex */
     nn_map cache; /* nn_if_entry / nn_addr_entry / nn_route_entry */
     int silent;   /* filling the cache from a dump: no callbacks */
     int stopped;  /* delivery refused: the registration is cancelled */
     int reread_links; /* a link message was stale: dump the links again */
-    unsigned char *backlog; /* notifications read during the initial dump */
-    size_t backlog_len, backlog_cap;
+    int needs_repair; /* the socket overflowed: on the dispatcher's repair list */
+    uint32_t drops;   /* the kernel's count of notifications dropped on sock, last seen */
+    nn_lreg *repair_next;
     unsigned generation; /* fork generation that created it */
     int in_epoll;
     nn_lreg *qnext;   /* add queue */
@@ -92,8 +100,10 @@ struct nn_lreg {
     nn_lreg *anext, *aprev; /* every started registration (for fork) */
 };
 
-/* The dispatcher's open delivery session: only the dispatcher thread uses it. */
+/* The dispatcher's open delivery session, and the registrations whose socket overflowed
+ * and still need a repair: only the dispatcher thread uses them. */
 static nn_session nn_sess;
+static nn_lreg *nn_repairs;
 
 static struct {
     pthread_mutex_t lock; /* guards the queues, the list and the fields below */
@@ -451,43 +461,6 @@ static int nn_on_message(void *ctx, const struct nlmsghdr *nlh)
     }
 }
 
-/* Keeps a notification that arrived during the initial dump, for the dispatcher. */
-static int nn_backlog_add(void *ctx, const struct nlmsghdr *nlh)
-{
-    nn_lreg *lr = (nn_lreg *)ctx;
-    size_t need = NLMSG_ALIGN(nlh->nlmsg_len);
-
-    if (lr->backlog_len + need > lr->backlog_cap) {
-        size_t cap = lr->backlog_cap ? lr->backlog_cap : 4096;
-        unsigned char *p;
-        while (cap < lr->backlog_len + need)
-            cap *= 2;
-        p = (unsigned char *)realloc(lr->backlog, cap);
-        if (p == NULL)
-            return 0; /* dropped; the next change of the object corrects the cache */
-        lr->backlog = p;
-        lr->backlog_cap = cap;
-    }
-    memcpy(lr->backlog + lr->backlog_len, nlh, nlh->nlmsg_len);
-    lr->backlog_len += need;
-    return 0;
-}
-
-static void nn_backlog_replay(nn_lreg *lr)
-{
-    size_t off = 0;
-
-    while (off + sizeof(struct nlmsghdr) <= lr->backlog_len) {
-        const struct nlmsghdr *nlh = (const struct nlmsghdr *)(const void *)(lr->backlog + off);
-        if (nn_on_message(lr, nlh))
-            break;
-        off += NLMSG_ALIGN(nlh->nlmsg_len);
-    }
-    free(lr->backlog);
-    lr->backlog = NULL;
-    lr->backlog_len = lr->backlog_cap = 0;
-}
-
 /* ------------------------------------------------------------------ lifetime */
 
 static void nn_cache_clear(nn_lreg *lr)
@@ -500,7 +473,6 @@ static void nn_cache_clear(nn_lreg *lr)
     }
     nn_map_clear(&lr->cache);
     nn_map_clear(&lr->links);
-    lr->backlog_len = 0;
 }
 
 static void nn_lreg_free(nn_lreg *lr)
@@ -508,8 +480,8 @@ static void nn_lreg_free(nn_lreg *lr)
     nn_cache_clear(lr);
     nn_map_free(&lr->cache);
     nn_map_free(&lr->links);
-    free(lr->backlog);
     nn_nl_close(&lr->sock);
+    nn_nl_close(&lr->dump_sock);
     free(lr);
 }
 
@@ -521,11 +493,49 @@ void nn_backend_release(nn_reg *reg)
 }
 
 /* Subscribes, then dumps what the registration needs into its cache, silently. */
+/* Dumps what the registration needs into its (empty) cache, silently, on the dump socket:
+ * the notifications meanwhile stay queued on the subscribed one, to be applied after.
+ * Retried while the kernel says the dump was interrupted. */
+static int nn_lreg_dump(nn_lreg *lr, nn_error *err)
+{
+    int kind = lr->reg->kind, family = lr->reg->family, attempt, rc = 0;
+
+    lr->silent = 1;
+    for (attempt = 0; attempt < NN_DUMP_ATTEMPTS; attempt++) {
+        nn_cache_clear(lr);
+        rc = nn_nl_dump(&lr->dump_sock, RTM_GETLINK, AF_UNSPEC, nn_on_message, NULL, lr, err);
+        if (rc == 0 && (kind == NN_KIND_ADDRESS || kind == NN_KIND_STABLE))
+            rc = nn_nl_dump(&lr->dump_sock, RTM_GETADDR, (uint8_t)family, nn_on_message, NULL, lr, err);
+        else if (rc == 0 && kind == NN_KIND_ROUTE)
+            rc = nn_nl_dump(&lr->dump_sock, RTM_GETROUTE, (uint8_t)family, nn_on_message, NULL, lr, err);
+        if (rc != NN_DUMP_INTR)
+            break;
+    }
+    lr->silent = 0;
+    if (rc == NN_DUMP_INTR)
+        return nn_error_from_errno(err, EAGAIN, "rtnetlink dump");
+    return rc < 0 ? -1 : 0;
+}
+
+/* The receive buffer to ask for: NETNOTIFY_RCVBUF (bytes) overrides the default. */
+static int nn_rcvbuf(void)
+{
+    const char *env = getenv("NETNOTIFY_RCVBUF");
+    char *end = NULL;
+    long v;
+
+    if (env == NULL || *env == '\0')
+        return NN_RCVBUF;
+    v = strtol(env, &end, 10);
+    return end != NULL && *end == '\0' && v > 0 && v <= INT_MAX ? (int)v : NN_RCVBUF;
+}
+
+/* Subscribes, then dumps what the registration needs into its cache, silently. */
 static int nn_lreg_fill(nn_lreg *lr, nn_error *err)
 {
     unsigned groups[3];
     size_t ngroups = 0;
-    int kind = lr->reg->kind, family = lr->reg->family, attempt, rc = 0;
+    int kind = lr->reg->kind, family = lr->reg->family;
     int v4 = family != AF_INET6, v6 = family != AF_INET;
 
     groups[ngroups++] = RTNLGRP_LINK;
@@ -541,23 +551,103 @@ static int nn_lreg_fill(nn_lreg *lr, nn_error *err)
         if (v6)
             groups[ngroups++] = RTNLGRP_IPV6_ROUTE;
     }
-    if (nn_nl_open(&lr->sock, groups, ngroups, NN_RCVBUF, err) < 0)
+    /* Subscribe first: a change made during the dump is then queued, not missed. */
+    if (nn_nl_open(&lr->sock, groups, ngroups, nn_rcvbuf(), err) < 0 ||
+        nn_nl_open(&lr->dump_sock, NULL, 0, 0, err) < 0)
         return -1;
-    lr->silent = 1;
-    for (attempt = 0; attempt < NN_DUMP_ATTEMPTS; attempt++) {
-        nn_cache_clear(lr);
-        rc = nn_nl_dump(&lr->sock, RTM_GETLINK, AF_UNSPEC, nn_on_message, nn_backlog_add, lr, err);
-        if (rc == 0 && (kind == NN_KIND_ADDRESS || kind == NN_KIND_STABLE))
-            rc = nn_nl_dump(&lr->sock, RTM_GETADDR, (uint8_t)family, nn_on_message, nn_backlog_add, lr, err);
-        else if (rc == 0 && kind == NN_KIND_ROUTE)
-            rc = nn_nl_dump(&lr->sock, RTM_GETROUTE, (uint8_t)family, nn_on_message, nn_backlog_add, lr, err);
-        if (rc != NN_DUMP_INTR)
-            break;
+    return nn_lreg_dump(lr, err);
+}
+
+/* ------------------------------------------------------------------ overflow repair */
+
+static void nn_route_map_free_rows(nn_map *m)
+{
+    nn_route_entry *e;
+    size_t it = 0;
+
+    while ((e = (nn_route_entry *)nn_map_next(m, &it)) != NULL)
+        nn_route_entry_free(e);
+}
+
+/* Reports what differs between the cache before an overflow (old) and the fresh one. */
+static void nn_diff(nn_lreg *lr, const nn_map *old)
+{
+    const nn_map *now = &lr->cache;
+    unsigned char *e;
+    size_t it, i, j;
+    int stop = 0;
+
+    if (lr->reg->kind == NN_KIND_ROUTE) {
+        const nn_route_entry *a, *b;
+        for (it = 0; !stop && (a = (const nn_route_entry *)nn_map_next(old, &it)) != NULL;) {
+            b = (const nn_route_entry *)nn_map_get(now, &a->key);
+            for (i = 0; !stop && i < a->count; i++) {
+                for (j = 0; b != NULL && j < b->count && !nn_same_hop(&a->rows[i], &b->rows[j]); j++)
+                    ;
+                if (b == NULL || j == b->count)
+                    stop = nn_emit(lr, NN_DELETE_INSTANCE, &a->rows[i]);
+            }
+        }
+        for (it = 0; !stop && (b = (const nn_route_entry *)nn_map_next(now, &it)) != NULL;) {
+            a = (const nn_route_entry *)nn_map_get(old, &b->key);
+            for (j = 0; !stop && j < b->count; j++) {
+                for (i = 0; a != NULL && i < a->count && !nn_same_hop(&a->rows[i], &b->rows[j]); i++)
+                    ;
+                if (a == NULL || i == a->count)
+                    stop = nn_emit(lr, NN_ADD_INSTANCE, &b->rows[j]);
+                else if (memcmp(&a->rows[i], &b->rows[j], sizeof b->rows[j]) != 0)
+                    stop = nn_emit(lr, NN_PARAMETER_NOTIFICATION, &b->rows[j]);
+            }
+        }
+        return;
     }
-    lr->silent = 0;
-    if (rc == NN_DUMP_INTR)
-        return nn_error_from_errno(err, EAGAIN, "rtnetlink dump");
-    return rc < 0 ? -1 : 0;
+    if (lr->reg->kind == NN_KIND_STABLE)
+        return; /* it reports tables, not rows */
+    {
+        /* interface and address entries: a key, then the row */
+        size_t row_off = lr->reg->kind == NN_KIND_INTERFACE ? offsetof(nn_if_entry, row) : offsetof(nn_addr_entry, row);
+        size_t row_size = nn_row_size(lr->reg->kind);
+        for (it = 0; !stop && (e = (unsigned char *)nn_map_next(old, &it)) != NULL;)
+            if (nn_map_get(now, e) == NULL)
+                stop = nn_emit(lr, NN_DELETE_INSTANCE, e + row_off);
+        for (it = 0; !stop && (e = (unsigned char *)nn_map_next(now, &it)) != NULL;) {
+            const unsigned char *o = (const unsigned char *)nn_map_get(old, e);
+            if (o == NULL)
+                stop = nn_emit(lr, NN_ADD_INSTANCE, e + row_off);
+            else if (memcmp(o + row_off, e + row_off, row_size) != 0)
+                stop = nn_emit(lr, NN_PARAMETER_NOTIFICATION, e + row_off);
+        }
+    }
+}
+
+/* Repairs an overflow of the subscribed socket: dumps into a fresh cache and reports the
+ * difference from the old one. The notifications still queued on the subscribed socket
+ * are not thrown away: they are read afterwards, as usual. Each carries the whole state
+ * of its object, so they leave every object as the kernel has it now (a repair may
+ * briefly report an older state of an object before its latest). A new overflow meanwhile
+ * shows on the next read, and schedules another repair. */
+static int nn_resync(nn_lreg *lr, nn_error *err)
+{
+    nn_map old_cache = lr->cache, old_links = lr->links;
+    int kind = lr->reg->kind;
+
+    nn_map_init(&lr->cache, old_cache.key_size, old_cache.entry_size);
+    nn_map_init(&lr->links, old_links.key_size, old_links.entry_size);
+    if (nn_lreg_dump(lr, err) < 0) {
+        if (kind == NN_KIND_ROUTE)
+            nn_route_map_free_rows(&lr->cache);
+        nn_map_free(&lr->cache);
+        nn_map_free(&lr->links);
+        lr->cache = old_cache;
+        lr->links = old_links;
+        return -1;
+    }
+    nn_diff(lr, &old_cache);
+    if (kind == NN_KIND_ROUTE)
+        nn_route_map_free_rows(&old_cache);
+    nn_map_free(&old_cache);
+    nn_map_free(&old_links);
+    return 0;
 }
 
 /* ------------------------------------------------------------------ dispatcher */
@@ -590,6 +680,69 @@ static void nn_check_stable(nn_lreg *lr)
     nn_table_free(&table);
 }
 
+/* The kernel's count of messages it dropped for this socket (SO_MEMINFO). ENOBUFS is
+ * reported once per congestion: while the queue never drains, later drops are silent,
+ * and only this count tells. */
+static uint32_t nn_socket_drops(const nn_nlsock *sock)
+{
+    uint32_t info[SK_MEMINFO_VARS];
+    socklen_t len = sizeof info;
+
+    memset(info, 0, sizeof info);
+    if (getsockopt(sock->fd, SOL_SOCKET, SO_MEMINFO, info, &len) < 0 || len <= SK_MEMINFO_DROPS * sizeof(uint32_t))
+        return 0;
+    return info[SK_MEMINFO_DROPS];
+}
+
+static void nn_schedule_repair(nn_lreg *lr)
+{
+    if (lr->needs_repair)
+        return;
+    lr->needs_repair = 1;
+    lr->repair_next = nn_repairs;
+    nn_repairs = lr;
+}
+
+static void nn_unschedule_repair(nn_lreg *lr)
+{
+    nn_lreg **p;
+
+    for (p = &nn_repairs; *p != NULL; p = &(*p)->repair_next)
+        if (*p == lr) {
+            *p = lr->repair_next;
+            break;
+        }
+    lr->needs_repair = 0;
+    lr->repair_next = NULL;
+}
+
+/* One repair of each registration that needs one; the dispatcher serves the others in
+ * between (it polls instead of sleeping while a repair is scheduled). */
+static void nn_repair_pass(void)
+{
+    nn_lreg *todo = nn_repairs, *lr;
+
+    nn_repairs = NULL;
+    while ((lr = todo) != NULL) {
+        nn_error err = {0, 0, NULL, NULL};
+        int rc;
+        todo = lr->repair_next;
+        lr->repair_next = NULL;
+        lr->needs_repair = 0;
+        if (lr->stopped)
+            continue;
+        lr->drops = nn_socket_drops(&lr->sock); /* drops from now on need another repair */
+        rc = nn_resync(lr, &err);
+        nn_core_session_end(&nn_sess);
+        if (rc < 0 && err.errnum == ENOBUFS)
+            nn_schedule_repair(lr);
+        else if (rc < 0) {
+            err.detail = "the netlink socket overflowed and could not be read again: changes were lost";
+            nn_core_report_error(lr->reg, &err);
+        }
+    }
+}
+
 static void nn_readable(nn_lreg *lr, unsigned char *buf)
 {
     nn_error err = {0, 0, NULL, NULL};
@@ -601,15 +754,16 @@ static void nn_readable(nn_lreg *lr, unsigned char *buf)
     nn_core_session_end(&nn_sess); /* never hold the GIL across a blocking call or a report */
     if (rc >= 0 && lr->reread_links && !lr->stopped) {
         lr->reread_links = 0;
-        rc = nn_nl_dump(&lr->sock, RTM_GETLINK, AF_UNSPEC, nn_on_message, nn_backlog_add, lr, &err);
-        nn_backlog_replay(lr);
+        rc = nn_nl_dump(&lr->dump_sock, RTM_GETLINK, AF_UNSPEC, nn_on_message, NULL, lr, &err);
         nn_core_session_end(&nn_sess);
         rc = rc == NN_DUMP_INTR ? 0 : rc; /* a change during the dump brings its own message */
     }
+    if ((rc < 0 && err.errnum == ENOBUFS) || (rc >= 0 && nn_socket_drops(&lr->sock) != lr->drops)) {
+        nn_schedule_repair(lr); /* not lost: repaired by a new dump */
+        rc = 0;
+    }
     if (rc < 0) {
-        if (err.errnum == ENOBUFS)
-            err.detail = "the netlink socket overflowed: changes were lost";
-        else {
+        {
             /* The socket is unusable: say so once, and stop listening to it. */
             epoll_ctl(nn_disp.epfd, EPOLL_CTL_DEL, lr->sock.fd, NULL);
             lr->in_epoll = 0;
@@ -638,7 +792,6 @@ static void nn_start_one(nn_lreg *lr, unsigned char *buf)
     }
     if (lr->reg->initial_notification && lr->reg->kind != NN_KIND_STABLE)
         nn_emit(lr, NN_INITIAL_NOTIFICATION, NULL);
-    nn_backlog_replay(lr);
     nn_core_session_end(&nn_sess);
     nn_readable(lr, buf);
 }
@@ -651,6 +804,8 @@ static void nn_stop_one(nn_lreg *lr)
         epoll_ctl(nn_disp.epfd, EPOLL_CTL_DEL, lr->sock.fd, NULL);
     lr->in_epoll = 0;
     lr->stopped = 1;
+    if (lr->needs_repair)
+        nn_unschedule_repair(lr);
     nn_nl_close(&lr->sock);
     pthread_mutex_lock(&nn_disp.lock);
     if (lr->aprev != NULL)
@@ -713,7 +868,7 @@ static void *nn_dispatcher(void *arg)
     pthread_cond_broadcast(&nn_disp.attached_cond);
     pthread_mutex_unlock(&nn_disp.lock);
     for (;;) {
-        int n = epoll_wait(nn_disp.epfd, events, 64, -1), i;
+        int n = epoll_wait(nn_disp.epfd, events, 64, nn_repairs != NULL ? 0 : -1), i;
         if (n < 0 && errno != EINTR)
             break;
         for (i = 0; i < n; i++) {
@@ -726,6 +881,7 @@ static void *nn_dispatcher(void *arg)
                 nn_readable((nn_lreg *)events[i].data.ptr, buf);
         }
         nn_service(buf);
+        nn_repair_pass();
     }
     free(buf);
     return NULL;
@@ -804,6 +960,7 @@ int nn_backend_register(nn_reg *reg, int *stable_now, nn_table *table, nn_error 
         return nn_error_from_errno(err, ENOMEM, "malloc");
     lr->reg = reg;
     lr->sock.fd = -1;
+    lr->dump_sock.fd = -1;
     nn_map_init(&lr->links, sizeof(uint32_t), sizeof(nn_link_entry));
     if (reg->kind == NN_KIND_INTERFACE)
         nn_map_init(&lr->cache, sizeof(nn_if_key), sizeof(nn_if_entry));
@@ -814,7 +971,8 @@ int nn_backend_register(nn_reg *reg, int *stable_now, nn_table *table, nn_error 
     if (nn_lreg_fill(lr, err) < 0)
         goto fail;
     if (reg->kind == NN_KIND_STABLE) {
-        nn_backlog_replay(lr); /* quietly: a stable registration reports no rows */
+        /* Changes queued during the dump may make it unstable or stable: the dispatcher
+         * reads them before it decides, unless it is stable already. */
         if (!nn_has_tentative(lr)) {
             if (nn_addr_table(lr, table) < 0) {
                 nn_error_from_errno(err, ENOMEM, "malloc");
@@ -874,11 +1032,13 @@ void nn_backend_after_fork_child(void)
     pthread_cond_init(&nn_disp.attached_cond, NULL);
     nn_disp.attached = 0;
     memset(&nn_sess, 0, sizeof nn_sess); /* its thread, and its GIL hold, did not survive */
+    nn_repairs = NULL;
     while ((lr = nn_disp.all) != NULL) {
         nn_disp.all = lr->anext;
         lr->anext = lr->aprev = NULL;
         lr->stopped = 1;
         nn_nl_close(&lr->sock);
+        nn_nl_close(&lr->dump_sock);
         nn_reg_decref(lr->reg);
     }
     nn_disp.adds = nn_disp.removes = NULL;

@@ -124,7 +124,6 @@ enum { NN_LL_ALWAYS_OFF = 0, NN_LL_ALWAYS_ON = 2 };
 #define NN_FILETIME_UNIX_EPOCH 116444736000000000LL /* 1970-01-01 in FILETIME */
 #define NN_DUMP_TIMEOUT_MS 30000
 #define NN_DUMP_RETRIES 5
-#define NN_DUMP_BUF_INITIAL 32768u
 #define NN_DUMP_BUF_MAX (4u << 20)
 /* callback result for out of memory: never NN_DUMP_INTR */
 #define NN_CB_NOMEM 2
@@ -955,7 +954,7 @@ int nn_nl_dump(nn_nlsock *s, uint16_t type, uint8_t family, nn_nl_msg_cb cb, nn_
 {
     const char *call = "recvmsg";
     int e = 0, rc = 0, intr = 0;
-    size_t cap = NN_DUMP_BUF_INITIAL;
+    size_t cap = NN_DUMP_BUF_MAX; /* pages are only touched as far as datagrams reach */
     void *buf = malloc(cap);
     if (!buf)
         return nn_error_from_errno(err, ENOMEM, "malloc");
@@ -972,16 +971,22 @@ int nn_nl_dump(nn_nlsock *s, uint16_t type, uint8_t family, nn_nl_msg_cb cb, nn_
     struct timespec deadline;
     nn_deadline(&deadline);
     for (int finished = 0; !finished;) {
-        /* learn the datagram's size first: a link with many VFs can exceed any fixed buffer */
-        ssize_t need;
-        do
-            need = recv(s->fd, NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
-        while (need < 0 && errno == EINTR);
-        if (need < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        /* No MSG_PEEK to size the datagram first: a peek lets the kernel continue a dump
+         * paused by a full buffer, fail, and set ENOBUFS again, so that the real receive
+         * only ever returns the error (a livelock). The buffer is as large as any dump part
+         * (the kernel caps them at 32 KiB unless one message needs more). */
+        int from_kernel, trunc;
+        size_t len;
+        int got = nn_nl_recv(s->fd, buf, cap, &len, &from_kernel, &trunc);
+        if (got < 0 && errno == ENOBUFS) { /* notifications lost, not our replies */
+            s->overflowed = 1;
+            continue;
+        }
+        if (got < 0) {
             e = errno;
             goto done;
         }
-        if (need < 0) {
+        if (got == 0) {
             int w = nn_nl_wait(s->fd, &deadline);
             if (w <= 0) {
                 e = w == 0 ? ETIMEDOUT : errno;
@@ -990,28 +995,7 @@ int nn_nl_dump(nn_nlsock *s, uint16_t type, uint8_t family, nn_nl_msg_cb cb, nn_
             }
             continue;
         }
-        if ((size_t)need > cap) {
-            if ((size_t)need > NN_DUMP_BUF_MAX) {
-                e = EMSGSIZE;
-                goto done;
-            }
-            void *nb = realloc(buf, (size_t)need);
-            if (!nb) {
-                e = ENOMEM;
-                call = "malloc";
-                goto done;
-            }
-            buf = nb;
-            cap = (size_t)need;
-        }
-        int from_kernel, trunc;
-        size_t len;
-        int got = nn_nl_recv(s->fd, buf, cap, &len, &from_kernel, &trunc);
-        if (got < 0) {
-            e = errno;
-            goto done;
-        }
-        if (got == 0 || !from_kernel)
+        if (!from_kernel)
             continue;
         if (trunc) {
             e = EMSGSIZE;

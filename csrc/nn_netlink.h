@@ -41,6 +41,7 @@ typedef struct {
     int fd;
     uint32_t portid;
     uint32_t seq;
+    int overflowed; /* set by nn_nl_dump when the socket overflowed (ENOBUFS) during it */
 } nn_nlsock;
 
 /* Return 0 to go on, non-zero to stop reading (the value is passed back). */
@@ -58,6 +59,8 @@ void nn_nl_close(nn_nlsock *s);
  * whole reply (blocking, with poll), calling cb for each RTM_NEW* message of the reply.
  * Messages from other senders or with another sequence number (multicast notifications
  * on a subscribed socket) are passed to other_cb if it is not NULL, else dropped.
+ * An overflow of the socket meanwhile (ENOBUFS: notifications were lost; the dump's own
+ * replies never are) sets s->overflowed and the dump goes on.
  * Returns 0 when done, NN_DUMP_INTR when the kernel flagged NLM_F_DUMP_INTR (the
  * result may be inconsistent: the caller starts again), the non-zero value a callback
  * returned, or -1 with *err set (NLMSG_ERROR in the reply, recv failure). */

@@ -125,17 +125,21 @@ static const nn_field nn_addr_fields[] = {ADDR_FIELDS(NN_FIELD_ADDR)};
 static const nn_field nn_route_fields[] = {ROUTE_FIELDS(NN_FIELD_ROUTE)};
 
 static PyObject *nn_row_get(PyObject *self, void *closure);
+static PyObject *nn_row_identity(PyObject *self, void *closure);
 
 #define NN_GETSET_IF(n, t, a) {#n, nn_row_get, NULL, NULL, (void *)&nn_if_fields[NN_IF_##n]},
 #define NN_GETSET_ADDR(n, t, a) {#n, nn_row_get, NULL, NULL, (void *)&nn_addr_fields[NN_ADDR_##n]},
 #define NN_GETSET_ROUTE(n, t, a) {#n, nn_row_get, NULL, NULL, (void *)&nn_route_fields[NN_ROUTE_##n]},
 
 static PyGetSetDef nn_if_getset[] = {
-    IF_FIELDS(NN_GETSET_IF){NULL, NULL, NULL, NULL, NULL}};
+    IF_FIELDS(NN_GETSET_IF){"_identity", nn_row_identity, NULL, "The members that name the object, as bytes.", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
 static PyGetSetDef nn_addr_getset[] = {
-    ADDR_FIELDS(NN_GETSET_ADDR){NULL, NULL, NULL, NULL, NULL}};
+    ADDR_FIELDS(NN_GETSET_ADDR){"_identity", nn_row_identity, NULL, "The members that name the object, as bytes.", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
 static PyGetSetDef nn_route_getset[] = {
-    ROUTE_FIELDS(NN_GETSET_ROUTE){NULL, NULL, NULL, NULL, NULL}};
+    ROUTE_FIELDS(NN_GETSET_ROUTE){"_identity", nn_row_identity, NULL, "The members that name the object, as bytes.", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
 
 typedef struct {
     const char *name; /* short name for repr */
@@ -742,6 +746,39 @@ static PyObject *nn_row_asdict(PyObject *self, PyObject *unused)
         Py_DECREF(v);
     }
     return dict;
+}
+
+/* _identity: the members that name the object (docs/watch.md), as bytes: cheap to hash
+ * and compare, without building ipaddress objects. interface: family + index;
+ * address: address + index; route: prefix + length + next hop + index. */
+static PyObject *nn_row_identity(PyObject *self, void *closure)
+{
+    nn_rowobj *obj = (nn_rowobj *)self;
+    unsigned char key[2 * sizeof(nn_ip) + 8];
+    size_t n = 0;
+
+    (void)closure;
+    memset(key, 0, sizeof key);
+    switch (obj->kind) {
+    case NN_KIND_INTERFACE:
+        memcpy(key, &obj->u.i.family, sizeof obj->u.i.family);
+        memcpy(key + 2, &obj->u.i.interface_index, sizeof obj->u.i.interface_index);
+        n = 6;
+        break;
+    case NN_KIND_ADDRESS:
+        memcpy(key, &obj->u.a.address, sizeof(nn_ip));
+        memcpy(key + sizeof(nn_ip), &obj->u.a.interface_index, sizeof obj->u.a.interface_index);
+        n = sizeof(nn_ip) + 4;
+        break;
+    default:
+        memcpy(key, &obj->u.r.destination_prefix, sizeof(nn_ip));
+        memcpy(key + sizeof(nn_ip), &obj->u.r.next_hop, sizeof(nn_ip));
+        memcpy(key + 2 * sizeof(nn_ip), &obj->u.r.interface_index, sizeof obj->u.r.interface_index);
+        key[2 * sizeof(nn_ip) + 4] = obj->u.r.destination_prefix_length;
+        n = 2 * sizeof(nn_ip) + 5;
+        break;
+    }
+    return PyBytes_FromStringAndSize((const char *)key, (Py_ssize_t)n);
 }
 
 static PyObject *nn_row_repr(PyObject *self)

@@ -31,6 +31,8 @@ __build_version__: Final[str]
 @final
 class MibIpInterfaceRow:
     _fields: ClassVar[tuple[str, ...]]
+    @property
+    def _identity(self) -> bytes: ...
     def __init__(
         self,
         *,
@@ -188,6 +190,8 @@ class MibIpInterfaceRow:
 @final
 class MibUnicastIpAddressRow:
     _fields: ClassVar[tuple[str, ...]]
+    @property
+    def _identity(self) -> bytes: ...
     def __init__(
         self,
         *,
@@ -253,6 +257,8 @@ class MibUnicastIpAddressRow:
 @final
 class MibIpForwardRow2:
     _fields: ClassVar[tuple[str, ...]]
+    @property
+    def _identity(self) -> bytes: ...
     def __init__(
         self,
         *,
@@ -439,7 +445,6 @@ def get_ip_forward_entry2(row: MibIpForwardRow2, /) -> MibIpForwardRow2: ...
 def get_ip_interface_table(family: int, /) -> list[MibIpInterfaceRow]: ...
 def get_unicast_ip_address_table(family: int, /) -> list[MibUnicastIpAddressRow]: ...
 def get_ip_forward_table2(family: int, /) -> list[MibIpForwardRow2]: ...
-
 def _report_exception(exc: BaseException, obj: object, /) -> None: ...
 
 # ---------------------------------------------------------------- ConvertInterface*

@@ -162,15 +162,8 @@ Key: TypeAlias = tuple[Hashable, ...]
 
 
 def _key(kind: Kind, row: Row) -> Key:
-    """The identity of the object a row describes (docs/watch.md)."""
-    if kind is Kind.INTERFACE:
-        assert isinstance(row, _nn.MibIpInterfaceRow)
-        return (kind, int(row.family), row.interface_index)
-    if kind is Kind.ADDRESS:
-        assert isinstance(row, _nn.MibUnicastIpAddressRow)
-        return (kind, row.address, row.interface_index)
-    assert isinstance(row, _nn.MibIpForwardRow2)
-    return (kind, row.destination_prefix, row.next_hop, row.interface_index)
+    """The identity of the object a row describes (docs/watch.md), from the row's C members."""
+    return (kind, row._identity)
 
 
 def _only_lifetimes_differ(old: Row, new: Row) -> bool:
@@ -178,15 +171,16 @@ def _only_lifetimes_differ(old: Row, new: Row) -> bool:
     return all(a[name] == b[name] for name in a if name not in _LIFETIMES)
 
 
+_EVENT_CLASS: Final[dict[Kind, type[RowEvent]]] = {
+    Kind.INTERFACE: InterfaceEvent,
+    Kind.ADDRESS: AddressEvent,
+    Kind.ROUTE: RouteEvent,
+}
+
+
 def _row_event(kind: Kind, change: Change, row: Row, when: float, complete: bool) -> RowEvent:
-    if kind is Kind.INTERFACE:
-        assert isinstance(row, _nn.MibIpInterfaceRow)
-        return InterfaceEvent(change, row, when, complete)
-    if kind is Kind.ADDRESS:
-        assert isinstance(row, _nn.MibUnicastIpAddressRow)
-        return AddressEvent(change, row, when, complete)
-    assert isinstance(row, _nn.MibIpForwardRow2)
-    return RouteEvent(change, row, when, complete)
+    # The row always matches its kind: both come from the same registration.
+    return _EVENT_CLASS[kind](change, row, when, complete)  # type: ignore[arg-type]
 
 
 def _merge(old: Event, new: Event) -> Event | None:
@@ -232,6 +226,7 @@ class Watcher:
 
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
+        self._waiting = 0  # threads blocked in get(): notify only when someone waits
         self._closed = False
         self._handles: list[NotificationHandle] = []
         # The watcher's view of every object: (row, complete). Kinds whose table could not be read have
@@ -320,10 +315,10 @@ class Watcher:
     # ------------------------------------------------------------------ OS callbacks (any thread)
 
     def _on_row(self, kind: Kind, row: Row | None, ntype: MibNotificationType) -> None:
-        if row is None or ntype not in _CHANGES:
+        change = _CHANGES.get(ntype)
+        if row is None or change is None:
             return
         when = time.time()
-        change = _CHANGES[ntype]
         complete = _ROWS_ARRIVE_COMPLETE
         if self._complete and not complete and change is not Change.DELETE:
             row, complete = self._completed(kind, row)
@@ -363,7 +358,7 @@ class Watcher:
     # ------------------------------------------------------------------ normalization (lock held)
 
     def _normalize(self, kind: Kind, change: Change, row: Row, when: float, complete: bool) -> None:
-        key = _key(kind, row)
+        key = (kind, row._identity)  # _key(), inlined: this runs for every change
         previous = self._state.get(key)
         if change is Change.DELETE:
             if previous is None:
@@ -449,7 +444,8 @@ class Watcher:
         return events
 
     def _wake(self) -> None:
-        self._cond.notify_all()
+        if self._waiting:
+            self._cond.notify_all()
         waiters, self._async_waiters = self._async_waiters, []
         for loop, future in waiters:
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
@@ -518,7 +514,11 @@ class Watcher:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(f"no network change within {timeout} s")
-                self._cond.wait(remaining)
+                self._waiting += 1
+                try:
+                    self._cond.wait(remaining)
+                finally:
+                    self._waiting -= 1
 
     def __iter__(self) -> Iterator[Event]:
         self._check_queued()
