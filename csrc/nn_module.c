@@ -301,25 +301,6 @@ static PyObject *nn_get_ip_forward_table2(PyObject *module, PyObject *family)
 
 /* ------------------------------------------------------------------ ConvertInterface* */
 
-static int nn_parse_uint(PyObject *obj, unsigned long long max, const char *what, unsigned long long *out)
-{
-    unsigned long long v;
-
-    if (!PyLong_Check(obj)) {
-        nn_type_error(obj, "%s must be an int", what);
-        return -1;
-    }
-    v = PyLong_AsUnsignedLongLong(obj);
-    if (v == (unsigned long long)-1 && PyErr_Occurred())
-        return -1;
-    if (v > max) {
-        PyErr_Format(PyExc_OverflowError, "%s out of range", what);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 static PyObject *nn_convert_luid_to_index(PyObject *module, PyObject *arg)
 {
     nn_error err = {0, 0, NULL, NULL};
@@ -327,7 +308,7 @@ static PyObject *nn_convert_luid_to_index(PyObject *module, PyObject *arg)
     uint32_t index = 0;
     int rc;
 
-    if (nn_parse_uint(arg, UINT64_MAX, "luid", &luid) < 0)
+    if (nn_py_to_uint(arg, UINT64_MAX, &luid, "luid") < 0)
         return NULL;
     Py_BEGIN_ALLOW_THREADS
     rc = nn_backend_luid_to_index((uint64_t)luid, &index, &err);
@@ -342,7 +323,7 @@ static PyObject *nn_convert_index_to_luid(PyObject *module, PyObject *arg)
     uint64_t luid = 0;
     int rc;
 
-    if (nn_parse_uint(arg, 0xffffffffULL, "index", &index) < 0)
+    if (nn_py_to_uint(arg, 0xffffffffULL, &index, "index") < 0)
         return NULL;
     Py_BEGIN_ALLOW_THREADS
     rc = nn_backend_index_to_luid((uint32_t)index, &luid, &err);
@@ -357,7 +338,7 @@ static PyObject *nn_convert_luid_to_name(PyObject *module, PyObject *arg)
     char name[512];
     int rc;
 
-    if (nn_parse_uint(arg, UINT64_MAX, "luid", &luid) < 0)
+    if (nn_py_to_uint(arg, UINT64_MAX, &luid, "luid") < 0)
         return NULL;
     Py_BEGIN_ALLOW_THREADS
     rc = nn_backend_luid_to_name((uint64_t)luid, name, sizeof name, &err);

@@ -90,6 +90,8 @@ PyObject *nn_row_new(nn_state *st, nn_kind kind, const void *data);
 const void *nn_row_data(nn_state *st, PyObject *obj, nn_kind kind);
 PyObject *nn_table_to_list(nn_state *st, const nn_table *table);
 PyObject *nn_family_object(nn_state *st, int family);
+/* An int in [0, max]: TypeError for a non-int, OverflowError out of range. */
+int nn_py_to_uint(PyObject *value, unsigned long long max, unsigned long long *out, const char *name);
 
 /* nn_core.c */
 int nn_core_init(PyObject *module, nn_state *st);

@@ -506,8 +506,8 @@ error:
     return rc;
 }
 
-/* An unsigned integer member; negative or too large is OverflowError, like CPython's own parsing. */
-static int nn_py_to_uint(PyObject *value, unsigned long long max, unsigned long long *out, const char *name)
+/* An unsigned integer; negative or too large is OverflowError, like CPython's own parsing. */
+int nn_py_to_uint(PyObject *value, unsigned long long max, unsigned long long *out, const char *name)
 {
     unsigned long long v;
 
