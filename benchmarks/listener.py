@@ -27,10 +27,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 SO_RCVBUFFORCE = 33
+SOL_NETLINK = 270
+NETLINK_DROP_MEMBERSHIP = 2
 ENOBUFS = 105
 
 
@@ -68,6 +70,36 @@ def ready(socket_pids: list[int] | None = None) -> None:
     sys.stdout.flush()
 
 
+def socket_inodes(pid: int | str = "self") -> set[int]:
+    """Inodes of the sockets a process holds (/proc/PID/fd)."""
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def netlink_route_sockets() -> dict[int, tuple[int, int]]:
+    """inode -> (groups, drops) of the NETLINK_ROUTE sockets of this network namespace (/proc/net/netlink)."""
+    found = {}
+    with open("/proc/net/netlink") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            if cols[1] == "0":
+                found[int(cols[-1])] = (int(cols[3], 16), int(cols[-2]))
+    return found
+
+
+def netlink_drops(inodes: Iterable[int]) -> int:
+    """The kernel's Drops count, summed over the given NETLINK_ROUTE sockets."""
+    sockets = netlink_route_sockets()
+    return sum(sockets[inode][1] for inode in inodes if inode in sockets)
+
+
 class Run:
     """Counting state shared by a consumer and the watchdog that ends the measurement."""
 
@@ -85,6 +117,7 @@ class Run:
         self.ready_ns = 0
         self.cpu_of: Callable[[], float] = cpu_seconds
         self.rss_of: Callable[[], int] = maxrss_kib
+        self.before_report: Callable[[], None] | None = None
 
     def start(self) -> None:
         self.cpu0 = self.cpu_of()
@@ -110,6 +143,8 @@ class Run:
         self.report()
 
     def report(self) -> None:
+        if self.before_report is not None:
+            self.before_report()
         if not self.end_ns:
             self.end_ns = self.ready_ns
         emit(
@@ -270,29 +305,17 @@ def mode_watch(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------- pyroute2
 
 
-def netlink_drops(inodes: set[int]) -> int:
-    drops = 0
-    with open("/proc/net/netlink") as f:
-        next(f)
-        for line in f:
-            cols = line.split()
-            if int(cols[-1]) in inodes:
-                drops += int(cols[-2])
-    return drops
-
-
 def socket_inode(sock: socket.socket) -> int:
     return os.fstat(sock.fileno()).st_ino
 
 
-def close_socket_everywhere(inode: int) -> None:
-    """pyroute2's close() after ENOBUFS leaves the failed socket open and subscribed: close its fds."""
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            if os.readlink(f"/proc/self/fd/{fd}") == f"socket:[{inode}]":
-                os.close(int(fd))
-        except OSError:
-            pass
+def unsubscribe(sock: socket.socket, groups: int) -> None:
+    """Stops a failed pyroute2 socket from receiving: pyroute2's close() after ENOBUFS leaves it open and
+    subscribed (closing its descriptor behind pyroute2's back would let pyroute2 close a reused one later)."""
+    for bit in range(32):
+        if groups & (1 << bit):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(SOL_NETLINK, NETLINK_DROP_MEMBERSHIP, bit + 1)
 
 
 def mode_pyroute2(args: argparse.Namespace) -> None:
@@ -316,8 +339,15 @@ def mode_pyroute2(args: argparse.Namespace) -> None:
         "interface": ("RTM_NEWLINK", "RTM_DELLINK"),
     }[args.kind]
     run = Run(args)
-    run.extra["pyroute2"] = pyroute2.__version__ if hasattr(pyroute2, "__version__") else "?"
-    closed_drops = 0
+    run.extra["pyroute2"] = getattr(pyroute2, "__version__", "?")
+    failed: dict[int, int] = {}  # inode -> drops, of the sockets given up after ENOBUFS
+
+    def closed_socket_drops() -> None:
+        """Drops of failed sockets pyroute2 has closed since (the harness counts the ones still open)."""
+        still_open = socket_inodes() & failed.keys()
+        run.extra["closed_socket_drops"] = sum(d for inode, d in failed.items() if inode not in still_open)
+
+    run.before_report = closed_socket_drops
 
     def open_socket() -> tuple[Any, int]:
         ipr = pyroute2.IPRoute()
@@ -350,11 +380,11 @@ def mode_pyroute2(args: argparse.Namespace) -> None:
             # pyroute2's documented recovery: the socket is unusable, open a new one (what was queued is
             # lost).
             run.overflows += 1
-            closed_drops += netlink_drops({socket_inode(sock)})
-            run.extra["closed_socket_drops"] = closed_drops
+            inode = socket_inode(sock)
+            unsubscribe(sock, groups)
+            failed[inode] = netlink_drops({inode})
             with contextlib.suppress(OSError):
                 ipr.close()
-            close_socket_everywhere(socket_inode(sock))
             ipr, sock = open_socket()
             continue
         for message in messages:
@@ -369,26 +399,6 @@ def mode_pyroute2(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------- ip monitor
 
 
-def netlink_sockets_of(pid: int) -> dict[int, str]:
-    """inode -> groups (hex) of the NETLINK_ROUTE sockets the process holds."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(int(target[8:-1]))
-    found = {}
-    with open("/proc/net/netlink") as f:
-        next(f)
-        for line in f:
-            cols = line.split()
-            if cols[1] == "0" and int(cols[-1]) in inodes:
-                found[int(cols[-1])] = cols[3]
-    return found
-
-
 def schedstat_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/schedstat") as f:
         return int(f.read().split()[0]) / 1e9
@@ -401,7 +411,7 @@ def mode_ip_monitor(args: argparse.Namespace) -> None:
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + 10
-    while not any(int(groups, 16) for groups in netlink_sockets_of(proc.pid).values()):
+    while not any(netlink_route_sockets().get(inode, (0, 0))[0] for inode in socket_inodes(proc.pid)):
         if time.monotonic() > deadline:
             raise SystemExit("ip monitor did not subscribe")
         time.sleep(0.002)

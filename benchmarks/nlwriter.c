@@ -6,7 +6,8 @@
  * point it can stamp: rtnetlink handles a request inside sendmsg(), notifications included, so when send()
  * returns every listener's socket already holds the message. Right after each send() returns it reads
  * CLOCK_MONOTONIC (and CLOCK_REALTIME, for `ip monitor`, which stamps in real time), then reads the kernel's
- * acknowledgement. It prints one JSON line: {"send_ns": [...], "send_rt_ns": [...]}.
+ * acknowledgement. It also reads CLOCK_MONOTONIC just before each send(). It prints one JSON line:
+ * {"send_ns": [...], "send_rt_ns": [...], "send_start_ns": [...]}.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -42,7 +43,7 @@ int main(int argc, char **argv)
     struct sockaddr_nl addr;
     struct in_addr first, gateway;
     struct timespec next;
-    int64_t *sent, *sent_rt, step;
+    int64_t *sent, *sent_rt, *started, step;
     long count, i;
     int fd, ifindex;
     static char req[512], reply[8192];
@@ -56,10 +57,11 @@ int main(int argc, char **argv)
     ifindex = atoi(argv[5]);
     sent = calloc((size_t)count, sizeof *sent);
     sent_rt = calloc((size_t)count, sizeof *sent_rt);
+    started = calloc((size_t)count, sizeof *started);
     fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
     memset(&addr, 0, sizeof addr);
     addr.nl_family = AF_NETLINK;
-    if (fd < 0 || sent == NULL || sent_rt == NULL || bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+    if (fd < 0 || sent == NULL || sent_rt == NULL || started == NULL || bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
         perror("nlwriter");
         return 1;
     }
@@ -92,6 +94,7 @@ int main(int argc, char **argv)
         add_attr(h, RTA_DST, &dst, 4);
         add_attr(h, RTA_GATEWAY, &gateway, 4);
         add_attr(h, RTA_OIF, &ifindex, 4);
+        started[i] = ns_of(CLOCK_MONOTONIC);
         if (send(fd, req, h->nlmsg_len, 0) < 0) {
             perror("send");
             return 1;
@@ -111,6 +114,9 @@ int main(int argc, char **argv)
     printf("], \"send_rt_ns\": [");
     for (i = 0; i < count; i++)
         printf(i ? ",%lld" : "%lld", (long long)sent_rt[i]);
+    printf("], \"send_start_ns\": [");
+    for (i = 0; i < count; i++)
+        printf(i ? ",%lld" : "%lld", (long long)started[i]);
     printf("]}\n");
     return 0;
 }

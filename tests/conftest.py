@@ -99,7 +99,7 @@ def ns() -> Iterator[NetNS]:
         pytest.fail("the ns fixture needs Linux; the test should be marked pytest.mark.linux", pytrace=False)
     if threading.current_thread() is not threading.main_thread():
         pytest.fail("the ns fixture must run on the main thread", pytrace=False)
-    original_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    original_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         original = os.fstat(original_fd).st_ino
         if original != nettest.HOST_NETNS_INODE:

@@ -321,6 +321,44 @@ def test_watch_kinds(ns: NetNS, lan: Lan) -> None:
     assert {obj["kind"] for obj in watch.objects()} == {"route"}
 
 
+def wait_blocked_in_pipe_write(pid: int, timeout: float = 15.0) -> None:
+    """Waits until the main thread of pid sleeps in a write to a full pipe (as /proc/PID/wchan tells)."""
+    wchan = Path(f"/proc/{pid}/wchan")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        where = wchan.read_text() if wchan.exists() else ""
+        if "pipe" in where:
+            return
+        if where in ("", "0") and time.monotonic() > deadline - timeout + 2:
+            return  # this kernel does not tell: two seconds are enough to fill a pipe
+        time.sleep(0.05)
+    raise AssertionError(f"watch never blocked writing to the full pipe (wchan {where!r})")
+
+
+def test_ctrl_c_while_the_output_is_stalled(ns: NetNS) -> None:
+    """A reader that stopped reading (the pipe is full) does not hold Ctrl-C off."""
+    ns.batch([f"addr add 10.77.{n // 250}.{n % 250 + 1}/32 dev lo" for n in range(400)])
+    ensure_private_netns()
+    with subprocess.Popen(
+        [*MODULE, "watch", "--initial", "--json"],
+        stdout=subprocess.PIPE,  # never read
+        stderr=subprocess.PIPE,
+        env=python_env(),
+    ) as process:
+        try:
+            wait_blocked_in_pipe_write(process.pid)
+            process.send_signal(signal.SIGINT)
+            returncode = process.wait(timeout=10)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert process.stderr is not None
+        stderr = process.stderr.read().decode()
+    assert returncode == 130, stderr
+    assert stderr == ""
+
+
 def test_watch_teredo_is_not_supported_on_linux(isolated: NetNS | None) -> None:
     done = run_python(["-m", "netnotify", "watch", "teredo"], timeout=60)
     assert done.returncode == 1, done

@@ -9,7 +9,7 @@ import socket
 from typing import Any
 
 import pytest
-from nettest import NetNS
+from nettest import UNDER_WINE, NetNS
 
 import netnotify
 from netnotify._json import JSONObject, Row, dumps, event_to_json, jsonable, row_to_json
@@ -165,11 +165,17 @@ def test_key_row_without_an_address() -> None:
 
 def test_rows_of_the_os_tables(isolated: NetNS | None) -> None:
     """Every row the OS reports converts (on Linux, those of the test's namespace)."""
-    rows: list[Row] = [
-        *netnotify.get_ip_interface_table(socket.AF_UNSPEC),
-        *netnotify.get_unicast_ip_address_table(socket.AF_UNSPEC),
-        *netnotify.get_ip_forward_table2(socket.AF_UNSPEC),
-    ]
+    rows: list[Row] = []
+    for read in (
+        netnotify.get_ip_interface_table,
+        netnotify.get_unicast_ip_address_table,
+        netnotify.get_ip_forward_table2,
+    ):
+        try:
+            rows += read(socket.AF_UNSPEC)
+        except netnotify.NotSupportedError:
+            if not UNDER_WINE:  # Wine 8's GetIpInterfaceTable returns ERROR_NOT_SUPPORTED
+                raise
     assert rows
     for row in rows:
         obj = roundtrip(row_to_json(row, names))

@@ -14,10 +14,9 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from ipaddress import IPv4Address, IPv6Address
-from typing import Any, NoReturn, TextIO, TypeAlias, assert_never
+from typing import Any, NoReturn, Self, TextIO, TypeAlias, assert_never
 
 from . import __version__
-from ._enums import NlDadState
 from ._errors import NetioError
 from ._json import Row, dumps, event_to_json, row_to_json
 from ._netnotify import (
@@ -94,7 +93,8 @@ output, one line per event, columns separated by blanks:
   name is "?" when it is not known (an interface deleted before netnotify saw its name). Interface DETAILS:
   family, MTU, connected or disconnected. Address DETAILS: address/prefix length and duplicate address
   detection state (tentative, duplicate, deprecated, preferred). Route DETAILS: prefix, "via" the next hop
-  unless the route is on-link, metric. Teredo DETAILS: the port.
+  unless the route is on-link, metric. Teredo DETAILS: the port. A row that could not be completed (Windows
+  passes only its key, and the object was gone when netnotify asked for the rest) ends in "(incomplete row)".
 
   If the output falls more than 10000 events behind, a line "-- overflow: N changes dropped --" is followed by
   the changes that bring the output back to the current tables and "-- snapshot complete --".
@@ -267,8 +267,7 @@ def interface_details(row: MibIpInterfaceRow) -> str:
 
 
 def address_details(row: MibUnicastIpAddressRow) -> str:
-    dad = row.dad_state
-    state = dad.name.lower() if isinstance(dad, NlDadState) else f"dad-state-{int(dad)}"
+    state = enum_name(row.dad_state, "dad-state")
     return f"{without_scope(row.address)}/{row.on_link_prefix_length} {state}"
 
 
@@ -444,38 +443,62 @@ def fail(message: str) -> int:
 # ---------------------------------------------------------------- commands
 
 
-@contextlib.contextmanager
-def ctrl_c_flag() -> Iterator[threading.Event]:
-    """While watching, Ctrl-C (SIGINT) sets a flag the main loop checks every POLL_SECONDS.
+class CtrlC:
+    """While watching, Ctrl-C (SIGINT) sets a flag that the main loop checks every POLL_SECONDS.
 
-    KeyboardInterrupt is not raised: raised inside the watcher's wait (a threading.Condition), it can land
-    between the wait and the re-acquisition of the lock and leave the lock released, which ends the program
-    with a RuntimeError traceback. Where SIGINT is ignored (a background job) it stays ignored; off the main
-    thread, where no handler can be installed, Ctrl-C raises KeyboardInterrupt as usual.
+    KeyboardInterrupt is raised only while a line is written (a stalled pipe must not hold Ctrl-C off), never
+    inside the watcher: raised in its wait (a threading.Condition), it can land between the wait and the
+    re-acquisition of the lock, leave the lock released and end the program with a RuntimeError traceback.
+    Where SIGINT is ignored (a background job) it stays ignored; off the main thread, where no handler can be
+    installed, Ctrl-C raises KeyboardInterrupt as usual.
     """
-    interrupted = threading.Event()
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is signal.SIG_IGN or threading.current_thread() is not threading.main_thread():
-        yield interrupted
-        return
-    signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
-    try:
-        yield interrupted
-    finally:
-        signal.signal(signal.SIGINT, previous)
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self.raising = False
+        self.installed = False
+        self.previous: Any = signal.SIG_DFL
+
+    def __enter__(self) -> Self:
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is not signal.SIG_IGN and threading.current_thread() is threading.main_thread():
+            self.previous = signal.SIG_DFL if previous is None else previous  # None: not set from Python
+            signal.signal(signal.SIGINT, self.handle)
+            self.installed = True
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.installed:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def handle(self, signum: int, frame: object) -> None:
+        self.pressed = True
+        if self.raising:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def raises(self) -> Iterator[None]:
+        """Ctrl-C raises KeyboardInterrupt within this block (which holds no lock of the watcher)."""
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.raising = True
+        try:
+            yield
+        finally:
+            self.raising = False
 
 
 def run_watch(args: argparse.Namespace) -> int:
     kinds = kinds_of(args.kinds)
     family: int = args.family
     names = InterfaceNames()
-    with ctrl_c_flag() as interrupted:
+    with CtrlC() as ctrl_c:
         try:
             watcher = watch(*kinds, family=family, snapshot=args.initial, backpressure="bounded")
         except NetioError as err:
             return fail(f"cannot watch {', '.join(kinds)}: {err.strerror or err}")
         with watcher:  # leaving it cancels every registration
-            while not interrupted.is_set():
+            while not ctrl_c.pressed:
                 try:
                     event = watcher.get(timeout=POLL_SECONDS)
                 except TimeoutError:
@@ -483,7 +506,8 @@ def run_watch(args: argparse.Namespace) -> int:
                 except WatcherClosed:
                     return EXIT_OK
                 line = dumps(event_to_json(event, names)) if args.json else event_line(event, names)
-                write_lines(sys.stdout, [line])
+                with ctrl_c.raises():
+                    write_lines(sys.stdout, [line])
     return EXIT_INTERRUPTED
 
 

@@ -503,6 +503,16 @@ class Watcher:
     def get(self, timeout: float | None = None) -> Event:
         """The next event; TimeoutError if none comes within timeout seconds, WatcherClosed once closed."""
         self._check_queued()
+        try:
+            return self._get(timeout)
+        except RuntimeError as error:
+            # Ctrl-C inside Condition.wait, after it released the lock and before it took it back, makes
+            # the with block's exit fail to release: the user pressed Ctrl-C, so that is what they get.
+            if type(error) is RuntimeError and isinstance(error.__context__, KeyboardInterrupt):
+                raise error.__context__ from None
+            raise
+
+    def _get(self, timeout: float | None) -> Event:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while True:
