@@ -27,6 +27,7 @@ import os
 import platform
 import queue
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -49,7 +50,7 @@ ENV_TMP = "NNBENCH_TMP"
 ENV_PYROUTE2 = "NNBENCH_PYROUTE2_PYTHON"
 PYROUTE2_REQUIREMENT = "pyroute2==0.9.7"
 MiB = 1024 * 1024
-C_RCVBUF = 8 * MiB  # the C reader "c": the buffer netnotify asks for
+C_RCVBUF = 64 * MiB  # the C reader "c": the buffer netnotify asks for (as root)
 TRUTH_RCVBUF = 256 * MiB  # the truth reader: nothing is dropped
 PYROUTE2_LARGE_RCVBUF = 64 * MiB
 GATEWAY4 = "10.255.0.2"
@@ -111,10 +112,12 @@ class Workload:
     name: str
     title: str
     kind: str
-    lines: list[str]
+    phases: list[list[str]]  # `ip -batch` input, one process per phase
     messages: int  # rtnetlink messages of the counted types the generator causes
     nn_events: int  # netnotify ADD/DELETE notifications they make
-    path: Path = field(default=Path())
+    # (groups, types, count): before the next phase, wait until the kernel has sent these messages
+    barrier: tuple[str, str, int] | None = None
+    paths: list[Path] = field(default_factory=list)
 
 
 def route4(i: int, base: int = 64) -> str:
@@ -124,16 +127,21 @@ def route4(i: int, base: int = 64) -> str:
 def route_workload(n: int) -> Workload:
     adds = [f"route add {route4(i)}/32 via {GATEWAY4} dev nb0" for i in range(n)]
     dels = [f"route del {route4(i)}/32" for i in range(n)]
-    return Workload(f"route-{n}", f"add then delete {n:,} IPv4 routes", "route", adds + dels, 2 * n, 2 * n)
+    return Workload(f"route-{n}", f"add then delete {n:,} IPv4 routes", "route", [adds + dels], 2 * n, 2 * n)
 
 
 def address_workload(n: int) -> Workload:
+    # On na0, a veth that stays down. On a link that is up, the MLD leaves of deleted IPv6 addresses linger
+    # for seconds and make the next run's adds ten times slower (1.5 s, then 10-12 s, here): the listeners
+    # after the first would be measured against a different generator. The kernel announces a new IPv6
+    # address from a work queue: one deleted before that work ran is never announced, so the deletes wait
+    # until every IPv6 RTM_NEWADDR is out (the barrier).
     v4 = [f"10.128.{i // 256}.{i % 256}/32" for i in range(n)]
     v6 = [f"2001:db8:100::{i + 1:x}/128" for i in range(n)]
-    adds = [f"address add {a} dev nb0" for a in v4] + [f"address add {a} dev nb0 nodad" for a in v6]
-    dels = [f"address del {a} dev nb0" for a in v4 + v6]
+    adds = [f"address add {a} dev na0" for a in v4] + [f"address add {a} dev na0 nodad" for a in v6]
+    dels = [f"address del {a} dev na0" for a in v4 + v6]
     title = f"add then remove {n:,} IPv4 and {n:,} IPv6 addresses"
-    return Workload(f"address-{n}+{n}", title, "address", adds + dels, 4 * n, 4 * n)
+    return Workload(f"address-{n}+{n}", title, "address", [adds, dels], 4 * n, 4 * n, barrier=("9", "20", n))
 
 
 def veth_workload(n: int) -> Workload:
@@ -142,7 +150,7 @@ def veth_workload(n: int) -> Workload:
     adds = [f"link add nbv{i} group 77 type veth peer name nbp{i} group 77" for i in range(n)]
     # Per pair: RTM_NEWLINK and RTM_DELLINK for each end; netnotify: an AF_INET and an AF_INET6 row per end.
     title = f"create {n:,} veth pairs, then delete them (`ip link del group`)"
-    return Workload(f"veth-{n}", title, "interface", [*adds, "link del group 77"], 4 * n, 8 * n)
+    return Workload(f"veth-{n}", title, "interface", [[*adds, "link del group 77"]], 4 * n, 8 * n)
 
 
 # ---------------------------------------------------------------- namespaces and processes
@@ -297,6 +305,26 @@ class Bench:
             raise RuntimeError(f"ip -batch {path.name}: {done.stderr.strip()[-500:]}")
         return seconds
 
+    def generate(self, w: Workload) -> tuple[int, float]:
+        """Runs the workload's phases; returns when it started (CLOCK_MONOTONIC ns) and how long it took."""
+        barrier = None
+        if w.barrier is not None:
+            groups, types, count = w.barrier
+            cmd = [self.reader, "-g", groups, "-t", types, "-n", str(count), "-b", str(TRUTH_RCVBUF)]
+            barrier = self.start("barrier", cmd)
+        try:
+            if barrier is not None:
+                barrier.ready()
+            start = time.monotonic_ns()
+            for i, path in enumerate(w.paths):
+                if i and barrier is not None:
+                    barrier.result(timeout=60)
+                self.batch(path)
+            return start, (time.monotonic_ns() - start) / 1e9
+        finally:
+            if barrier is not None:
+                barrier.close()
+
     def batch_lines(self, lines: list[str]) -> float:
         path = self.tmp / "batch.txt"
         path.write_text("".join(line + "\n" for line in lines))
@@ -328,6 +356,7 @@ class Bench:
         self.ip_far("link", "set", "nb1", "up")
         self.ip_far("address", "add", f"{GATEWAY4}/24", "dev", "nb1")
         self.ip_far("address", "add", "2001:db8:ff::2/64", "dev", "nb1", "nodad")
+        self.ip("link", "add", "na0", "type", "veth", "peer", "name", "na1")  # down: the address workload
         self.ifindex = socket.if_nametoindex("nb0")
         time.sleep(1.0)  # let the kernel's own follow-ups (carrier, multicast routes) pass
 
@@ -401,8 +430,7 @@ class Bench:
             procs.append(proc)
             truth.ready()
             proc.ready()
-            gen_start = time.monotonic_ns()
-            gen_s = self.batch(w.path)
+            gen_start, gen_s = self.generate(w)
             truth_result = truth.result(timeout=60 + self.sizes.quiet_s)
             result = proc.result(timeout=600)
             drops = drops_of(proc.pids) + result.pop("closed_socket_drops", 0)
@@ -414,7 +442,7 @@ class Bench:
             for p in procs:
                 p.close()
         generated = truth_result["events"]
-        expected = w.nn_events if name in NETNOTIFY else generated
+        expected = generated * w.nn_events // w.messages if name in NETNOTIFY else generated
         self.generator_rates.setdefault(w.name, []).append(generated / gen_s)
         if generated != w.messages or truth_drops:
             self.errors.append(
@@ -1013,6 +1041,12 @@ def report(bench: Bench, reps: int, workloads: list[Workload], seconds: float, c
         " in *drops*."
     )
     add("- Peak RSS is VmHWM of the listener process (ru_maxrss would carry the harness's own over fork).")
+    add(
+        "- Every repetition's figures are in the .json file beside this report. On a small machine shared "
+        "with other work, the C baseline's CPU per event moves from run to run (by up to a third where this "
+        "harness was written: 3.0 to 4.0 µs per route event), so a ratio close to its limit can go either "
+        "way in another run."
+    )
     if bench.errors:
         add("\n## Errors\n")
         for e in bench.errors:
@@ -1077,13 +1111,20 @@ def main(argv: list[str] | None = None) -> int:
         env[ENV_TMP] = str(tmp)
         script = str(Path(__file__).resolve())
         argv_out = list(sys.argv[1:] if argv is None else argv)
-        done = subprocess.run(
-            ["unshare", "--net", "--", sys.executable, script, *argv_out], env=env, check=False
-        )
-        shutil.rmtree(tmp, ignore_errors=True)
-        return done.returncode
+        # unshare execs the interpreter: the child's pid is the inner run's, which SIGTERM ends cleanly.
+        inner = subprocess.Popen(["unshare", "--net", "--", sys.executable, script, *argv_out], env=env)
+        signal.signal(signal.SIGTERM, lambda signum, frame: inner.terminate())
+        try:
+            return inner.wait()
+        except KeyboardInterrupt:
+            inner.terminate()
+            return inner.wait()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     host_netns = int(host)
+    # SIGTERM ends the run through the `finally` blocks: listeners and the far namespace's holder are ended.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if netns_inode() == host_netns:
         raise SystemExit("refusing to run: still in the machine's own network namespace")
     tmp = Path(os.environ[ENV_TMP])
@@ -1101,8 +1142,9 @@ def main(argv: list[str] | None = None) -> int:
         veth_workload(sizes.veths),
     ]
     for w in workloads:
-        w.path = tmp / f"{w.name}.batch"
-        w.path.write_text("".join(line + "\n" for line in w.lines))
+        for i, phase in enumerate(w.phases):
+            w.paths.append(tmp / f"{w.name}.{i}.batch")
+            w.paths[-1].write_text("".join(line + "\n" for line in phase))
     started = time.monotonic()
     bench = Bench(args, sizes, tmp, host_netns)
     try:
