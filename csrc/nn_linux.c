@@ -92,6 +92,7 @@ struct nn_lreg {
     int reread_links; /* a link message was stale: dump the links again */
     int needs_repair; /* the socket overflowed: on the dispatcher's repair list */
     uint32_t drops;   /* the kernel's count of notifications dropped on sock, last seen */
+    int suspect;      /* an overflow was seen and the queue has not drained since: watch drops */
     nn_lreg *repair_next;
     unsigned generation; /* fork generation that created it */
     int in_epoll;
@@ -758,7 +759,19 @@ static void nn_readable(nn_lreg *lr, unsigned char *buf)
         nn_core_session_end(&nn_sess);
         rc = rc == NN_DUMP_INTR ? 0 : rc; /* a change during the dump brings its own message */
     }
-    if ((rc < 0 && err.errnum == ENOBUFS) || (rc >= 0 && nn_socket_drops(&lr->sock) != lr->drops)) {
+    if (rc < 0 && err.errnum == ENOBUFS)
+        lr->suspect = 1;
+    else if (rc >= 0 && lr->suspect) {
+        /* The queue is empty now (nn_nl_read read until it was), which ends the congestion:
+         * the next drop raises ENOBUFS again. Drops counted since the last look were silent. */
+        uint32_t drops = nn_socket_drops(&lr->sock);
+        if (drops != lr->drops)
+            lr->sock.overflowed = 1;
+        else if (!lr->needs_repair)
+            lr->suspect = 0;
+    }
+    if ((rc < 0 && err.errnum == ENOBUFS) || (rc >= 0 && lr->sock.overflowed)) {
+        lr->sock.overflowed = 0;
         nn_schedule_repair(lr); /* not lost: repaired by a new dump */
         rc = 0;
     }

@@ -829,32 +829,69 @@ static int nn_nl_recv(int fd, void *buf, size_t size, size_t *len, int *from_ker
     return 1;
 }
 
+/* One recvmmsg reads up to NN_NL_BATCH datagrams (notifications are one per datagram):
+ * a burst costs one system call per batch instead of one per event. */
+#define NN_NL_BATCH 16
+
+static void nn_nl_deliver(nn_nlsock *s, const void *buf, size_t len, int *stop, nn_nl_msg_cb cb, void *ctx)
+{
+    const struct nlmsghdr *nlh = buf;
+    for (; NLMSG_OK(nlh, len); nlh = NLMSG_NEXT(nlh, len)) {
+        /* replies to our own requests (a dump given up): never notifications */
+        if (s->portid != 0 && nlh->nlmsg_pid == s->portid)
+            continue;
+        if (nlh->nlmsg_type < NLMSG_MIN_TYPE)
+            continue; /* NOOP, ERROR, DONE, OVERRUN */
+        int rc = cb(ctx, nlh);
+        if (rc != 0) {
+            *stop = rc;
+            return;
+        }
+    }
+}
+
 int nn_nl_read(nn_nlsock *s, void *buf, size_t bufsize, nn_nl_msg_cb cb, void *ctx, nn_error *err)
 {
+    struct mmsghdr msgs[NN_NL_BATCH];
+    struct iovec iov[NN_NL_BATCH];
+    struct sockaddr_nl sa[NN_NL_BATCH];
+    size_t slot = bufsize / NN_NL_BATCH;
     int count = 0;
+
     for (;;) {
-        int from_kernel, trunc;
-        size_t len;
-        int got = nn_nl_recv(s->fd, buf, bufsize, &len, &from_kernel, &trunc);
-        if (got < 0)
-            return nn_error_from_errno(err, errno, "recvmsg");
-        if (got == 0)
-            return count;
-        if (count < 0x7fffffff)
-            count++;
-        if (!from_kernel || trunc)
-            continue; /* not the kernel's, or cut short: unusable */
-        const struct nlmsghdr *nlh = buf;
-        for (; NLMSG_OK(nlh, len); nlh = NLMSG_NEXT(nlh, len)) {
-            /* replies to our own requests (a dump given up): never notifications */
-            if (s->portid != 0 && nlh->nlmsg_pid == s->portid)
-                continue;
-            if (nlh->nlmsg_type < NLMSG_MIN_TYPE)
-                continue; /* NOOP, ERROR, DONE, OVERRUN */
-            int rc = cb(ctx, nlh);
-            if (rc != 0)
-                return rc;
+        int n, i, stop = 0;
+        memset(msgs, 0, sizeof msgs);
+        for (i = 0; i < NN_NL_BATCH; i++) {
+            iov[i].iov_base = (unsigned char *)buf + (size_t)i * slot;
+            iov[i].iov_len = slot;
+            msgs[i].msg_hdr.msg_name = &sa[i];
+            msgs[i].msg_hdr.msg_namelen = sizeof sa[i];
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
         }
+        do
+            n = recvmmsg(s->fd, msgs, NN_NL_BATCH, MSG_DONTWAIT, NULL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return count;
+        if (n < 0)
+            return nn_error_from_errno(err, errno, "recvmmsg");
+        for (i = 0; i < n; i++) {
+            const struct msghdr *m = &msgs[i].msg_hdr;
+            if (count < 0x7fffffff)
+                count++;
+            if (m->msg_namelen != sizeof sa[i] || sa[i].nl_family != AF_NETLINK || sa[i].nl_pid != 0)
+                continue; /* not the kernel's: forged, ignore */
+            if (m->msg_flags & MSG_TRUNC) {
+                s->overflowed = 1; /* cut short: unusable, and its change must come from a new dump */
+                continue;
+            }
+            nn_nl_deliver(s, iov[i].iov_base, msgs[i].msg_len, &stop, cb, ctx);
+            if (stop != 0)
+                return stop;
+        }
+        if (n < NN_NL_BATCH)
+            return count; /* the queue is empty now: spare the call that would say EAGAIN */
     }
 }
 

@@ -41,7 +41,8 @@ typedef struct {
     int fd;
     uint32_t portid;
     uint32_t seq;
-    int overflowed; /* set by nn_nl_dump when the socket overflowed (ENOBUFS) during it */
+    int overflowed; /* set when changes were lost: ENOBUFS during nn_nl_dump, a datagram
+                     * nn_nl_read had to cut short; the owner clears it */
 } nn_nlsock;
 
 /* Return 0 to go on, non-zero to stop reading (the value is passed back). */
@@ -67,8 +68,10 @@ void nn_nl_close(nn_nlsock *s);
 int nn_nl_dump(nn_nlsock *s, uint16_t type, uint8_t family, nn_nl_msg_cb cb, nn_nl_msg_cb other_cb,
                void *ctx, nn_error *err);
 
-/* Reads every message queued now (non-blocking) into buf and calls cb for each.
- * Only messages whose sender is the kernel (nl_pid 0) are passed on. Returns the number
+/* Reads every message queued now (non-blocking, recvmmsg batches: bufsize is split into
+ * 16 slots, each the largest datagram it can take) and calls cb for each. Only messages
+ * whose sender is the kernel (nl_pid 0) are passed on; a datagram larger than a slot is
+ * dropped and sets s->overflowed (its change must come from a new dump). Returns the number
  * of datagrams read (0 when nothing was queued), the non-zero value a callback returned
  * (as a negative number is ambiguous, callbacks return positive values), or -1 with
  * *err set; err->errnum == ENOBUFS means the socket overflowed and events were lost. */

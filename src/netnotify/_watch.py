@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import queue
 import socket
 import sys
 import threading
@@ -183,6 +184,28 @@ def _row_event(kind: Kind, change: Change, row: Row, when: float, complete: bool
     return _EVENT_CLASS[kind](change, row, when, complete)  # type: ignore[arg-type]
 
 
+def _event_maker(cls: type[RowEvent]) -> Callable[[Change, Row, float, bool], RowEvent]:
+    """cls(change, row, when, complete) at half the cost: the frozen dataclass's __init__ goes through
+    object.__setattr__ once per field; this sets the slots directly (same object, no __post_init__)."""
+    new = object.__new__
+    set_change, set_row, set_time, set_complete = (
+        getattr(cls, name).__set__ for name in ("change", "row", "time", "complete")
+    )
+
+    def make(change: Change, row: Row, when: float, complete: bool) -> RowEvent:
+        event = new(cls)
+        set_change(event, change)
+        set_row(event, row)
+        set_time(event, when)
+        set_complete(event, complete)
+        return event
+
+    return make
+
+
+_MAKE_EVENT: Final = {kind: _event_maker(cls) for kind, cls in _EVENT_CLASS.items()}
+
+
 def _merge(old: Event, new: Event) -> Event | None:
     """The net effect of two events of one object (None: nothing happened)."""
     if not isinstance(old, RowEvent) or not isinstance(new, RowEvent):
@@ -225,8 +248,14 @@ class Watcher:
         self._callback = callback
 
         self._lock = threading.RLock()
-        self._cond = threading.Condition(self._lock)
-        self._waiting = 0  # threads blocked in get(): notify only when someone waits
+        self._cond = threading.Condition(self._lock)  # the deliverer finishing (callback style)
+        # Threads blocked in get() wait on the bell (a C queue: no Python-level lock dance per wake-up);
+        # _waiting counts those not rung yet, and a ring puts one token each. A token left by a waiter
+        # that timed out just makes the next wait return early, to find nothing and wait again.
+        self._bell: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self._waiting = 0
+        # Unbounded queue, no callback: consumers pop without the lock (deque operations are atomic).
+        self._plain = callback is None and backpressure == "unbounded"
         self._closed = False
         self._handles: list[NotificationHandle] = []
         # The watcher's view of every object: (row, complete). Kinds whose table could not be read have
@@ -329,7 +358,8 @@ class Watcher:
                 self._held.append((kind, change, row, when, complete))
                 return
             self._normalize(kind, change, row, when, complete)
-        self._drain_outbox()
+        if self._callback is not None:
+            self._drain_outbox()
 
     @staticmethod
     def _completed(kind: Kind, row: Row) -> tuple[Row, bool]:
@@ -367,14 +397,19 @@ class Watcher:
                 event = _row_event(kind, Change.DELETE, row, when, complete)
             else:
                 del self._state[key]
-                event = _row_event(kind, Change.DELETE, previous[0], when, previous[1])
+                event = _MAKE_EVENT[kind](Change.DELETE, previous[0], when, previous[1])
         else:
             if previous is not None and previous[0] == row:
                 return
             self._state[key] = (row, complete)
             if previous is not None and self._ignore_lifetimes and _only_lifetimes_differ(previous[0], row):
                 return
-            event = _row_event(kind, Change.ADD if previous is None else Change.CHANGE, row, when, complete)
+            event = _MAKE_EVENT[kind](Change.ADD if previous is None else Change.CHANGE, row, when, complete)
+        if self._plain and self._settle is None:  # _deliver() and _emit(), inlined for the common case
+            self._queue.append(event)
+            if self._waiting or self._async_waiters:
+                self._wake()
+            return
         self._deliver(event, key)
 
     def _deliver(self, event: Event, key: Key | None = None) -> None:
@@ -444,8 +479,11 @@ class Watcher:
         return events
 
     def _wake(self) -> None:
-        if self._waiting:
-            self._cond.notify_all()
+        while self._waiting:
+            self._waiting -= 1
+            self._bell.put(None)
+        if not self._async_waiters:
+            return
         waiters, self._async_waiters = self._async_waiters, []
         for loop, future in waiters:
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
@@ -502,6 +540,11 @@ class Watcher:
 
     def get(self, timeout: float | None = None) -> Event:
         """The next event; TimeoutError if none comes within timeout seconds, WatcherClosed once closed."""
+        if self._plain:
+            try:
+                return self._queue.popleft()  # type: ignore[return-value]
+            except IndexError:
+                pass
         self._check_queued()
         try:
             return self._get(timeout)
@@ -514,8 +557,8 @@ class Watcher:
 
     def _get(self, timeout: float | None) -> Event:
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while True:
+        while True:
+            with self._lock:
                 event = self._take_locked()
                 if event is not None:
                     return event
@@ -525,10 +568,14 @@ class Watcher:
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(f"no network change within {timeout} s")
                 self._waiting += 1
-                try:
-                    self._cond.wait(remaining)
-                finally:
-                    self._waiting -= 1
+            try:
+                self._bell.get(True, remaining)
+            except BaseException as error:  # timed out or interrupted: stop counting as a waiter
+                with self._lock:
+                    if self._waiting:  # not rung; if it was, the token stays for a later wait
+                        self._waiting -= 1
+                if not isinstance(error, queue.Empty):
+                    raise
 
     def __iter__(self) -> Iterator[Event]:
         self._check_queued()
@@ -543,6 +590,11 @@ class Watcher:
 
     async def aget(self, timeout: float | None = None) -> Event:
         """The next event, awaited; TimeoutError and WatcherClosed as for get()."""
+        if self._plain:
+            try:
+                return self._queue.popleft()  # type: ignore[return-value]
+            except IndexError:
+                pass
         self._check_queued()
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
