@@ -268,12 +268,26 @@ int nn_reg_is_cancelled(nn_reg *reg);
 /* A delivery session: the GIL is taken at the first event and kept for the events of
  * the same registration that follow, until nn_core_session_end. Cancellation is still
  * checked before every event. For a backend thread that delivers bursts (Linux). */
+#define NN_SESSION_BELLS 32
 typedef struct {
     nn_reg *reg; /* the registration whose callbacks run, NULL when no session is open */
     int gilstate;
+    /* Doorbells (eventfds) to write once the session has dropped the GIL: see
+     * nn_core_defer_ring. */
+    int nbells;
+    int bell_fd[NN_SESSION_BELLS];
+    unsigned bell_count[NN_SESSION_BELLS];
 } nn_session;
 int nn_core_session_deliver(nn_session *s, nn_reg *reg, const nn_event *ev);
 void nn_core_session_end(nn_session *s);
+/* GIL held. When the calling thread runs a callback inside a delivery session, records
+ * that eventfd fd gets count added when the session ends, after its GIL release (a
+ * consumer woken then finds the GIL free instead of waking twice), and returns 1;
+ * otherwise returns 0 and the caller writes now. The fd must stay open until the
+ * registrations whose callbacks asked were cancelled (cancel waits for the write). */
+int nn_core_defer_ring(int fd, unsigned count);
+/* Adds count to eventfd fd now (no GIL needed): 0, or -1 with errno set (POSIX only). */
+int nn_ring(int fd, unsigned count);
 /* Gives the calling backend-owned thread a Python thread state for its whole life, so
  * that each delivery does not create and destroy one. Call it while the interpreter is
  * surely alive (the registering thread waits for it). */

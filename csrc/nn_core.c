@@ -16,6 +16,11 @@
 
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
+#  include <errno.h>
+#  include <stdint.h>
+#  include <unistd.h>
+#endif
 
 enum { NN_H_DONE, NN_H_ACTIVE, NN_H_CANCELLING }; /* a fresh handle is DONE */
 
@@ -35,6 +40,9 @@ static nn_reg *nn_live;      /* [core] active registrations */
 static int nn_finalizing;    /* [core] set by the atexit hook */
 
 static int nn_reg_is_finalizing(void);
+
+static nn_session *nn_open_session; /* [GIL] the session holding the GIL, and its thread */
+static unsigned long nn_open_thread;
 
 static const char *const nn_kind_names[NN_KIND_COUNT] = {"interface", "address", "route", "stable", "teredo"};
 static const char *const nn_call_names[NN_KIND_COUNT] = {
@@ -190,6 +198,8 @@ int nn_core_session_deliver(nn_session *s, nn_reg *reg, const nn_event *ev)
     if (opening) {
         s->gilstate = (int)PyGILState_Ensure();
         s->reg = reg;
+        nn_open_session = s;
+        nn_open_thread = PyThread_get_thread_ident();
     }
     nn_dispatch(reg, ev);
     return 0;
@@ -199,14 +209,60 @@ void nn_core_session_end(nn_session *s)
 {
     nn_reg *reg = s->reg;
 
+    int i, nbells;
+
     if (reg == NULL)
         return;
     s->reg = NULL;
+    nn_open_session = NULL;
+    nbells = s->nbells;
+    s->nbells = 0;
     PyGILState_Release((PyGILState_STATE)s->gilstate);
-    nn_core_lock();
+    for (i = 0; i < nbells; i++)
+        nn_ring(s->bell_fd[i], s->bell_count[i]);
+    nn_core_lock(); /* then a cancel waiting for this registration returns: the fds were written */
     reg->running = 0;
     nn_cond_broadcast(&nn_changed);
     nn_core_unlock();
+}
+
+/* Adds count to eventfd fd (GIL not needed). 0, or -1 with errno set. */
+int nn_ring(int fd, unsigned count)
+{
+#ifdef _WIN32
+    (void)fd;
+    (void)count;
+    errno = ENOSYS;
+    return -1;
+#else
+    uint64_t value = count;
+    ssize_t n;
+
+    do
+        n = write(fd, &value, sizeof value);
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)sizeof value || (n < 0 && errno == EAGAIN) ? 0 : -1; /* EAGAIN: already full */
+#endif
+}
+
+int nn_core_defer_ring(int fd, unsigned count)
+{
+    nn_session *s = nn_open_session;
+    int i;
+
+    if (s == NULL || nn_open_thread != PyThread_get_thread_ident())
+        return 0;
+    for (i = 0; i < s->nbells; i++)
+        if (s->bell_fd[i] == fd) {
+            s->bell_count[i] += count;
+            return 1;
+        }
+    if (s->nbells == NN_SESSION_BELLS)
+        return 0;
+    s->bell_fd[s->nbells] = fd;
+    s->bell_count[s->nbells] = count;
+    s->nbells++;
+    return 1;
 }
 
 void nn_core_thread_attach(void)

@@ -171,6 +171,17 @@ class Lan:
         index = ns.veth("v0", "v1", up=True, link_local=False)
         ns.ip(f"addr add {cls.v4} dev v0")
         ns.ip(f"addr add {cls.v6} dev v0 nodad")
+        # The kernel finishes bringing a veth up later (carrier, then IPv6 routes): wait for it, so that
+        # tests start from a quiet namespace even on a loaded machine.
+        deadline = time.monotonic() + 10
+        while not (
+            ns.ip(f"-6 route show table local {cls.v6.ip}").strip()
+            and ns.ip("-6 route show table local ff00::/8 dev v0").strip()
+            and ns.ip("-6 route show table local ff00::/8 dev v1").strip()
+        ):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the veth pair did not come up within 10 s")
+            time.sleep(0.01)
         return cls(index=index, peer_index=ns.ifindex("v1"))
 
 

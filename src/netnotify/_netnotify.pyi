@@ -1,6 +1,7 @@
 # Typed stub of the C extension netnotify._netnotify; the contract is docs/api.md.
 
 import socket
+import sys
 from collections.abc import Callable, Iterable
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from types import TracebackType
@@ -446,6 +447,9 @@ def get_ip_interface_table(family: int, /) -> list[MibIpInterfaceRow]: ...
 def get_unicast_ip_address_table(family: int, /) -> list[MibUnicastIpAddressRow]: ...
 def get_ip_forward_table2(family: int, /) -> list[MibIpForwardRow2]: ...
 def _report_exception(exc: BaseException, obj: object, /) -> None: ...
+
+if sys.platform != "win32":
+    def _ring(fd: int, count: int, /) -> None: ...
 
 # ---------------------------------------------------------------- ConvertInterface*
 

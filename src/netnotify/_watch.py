@@ -13,15 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import os
 import queue
+import select
 import socket
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Final, Literal, Self, TypeAlias
+from typing import TYPE_CHECKING, ClassVar, Final, Literal, Protocol, Self, TypeAlias
 
 from . import _netnotify as _nn
 from ._enums import MibNotificationType
@@ -221,6 +224,70 @@ def _merge(old: Event, new: Event) -> Event | None:
     return new
 
 
+class _QueueBell:
+    """Where blocked get() calls wait: tokens in a C queue (no Python-level lock dance per wake-up)."""
+
+    def __init__(self) -> None:
+        self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
+
+    def ring(self, count: int) -> None:
+        for _ in range(count):
+            self._tokens.put(None)
+
+    def wait(self, timeout: float | None) -> None:
+        """Until a token comes (taking it) or timeout seconds pass."""
+        with contextlib.suppress(queue.Empty):
+            self._tokens.get(True, timeout)
+
+
+class _Bell(Protocol):
+    def ring(self, count: int) -> None: ...
+    def wait(self, timeout: float | None) -> None: ...
+
+
+class _FdBell(_Bell, Protocol):
+    fd: int
+
+
+if sys.platform == "linux":
+
+    class _EventfdBell:
+        """Linux: tokens in a semaphore eventfd, written by the dispatcher once it has dropped the GIL.
+
+        A ring from an OS callback is deferred to the end of the dispatcher's delivery session (``_ring``),
+        so the woken consumer finds the GIL free instead of waking, then waiting for the GIL, then waking
+        again. The fd stays open until the bell is collected: the registrations that may write it are
+        cancelled by then (cancel waits for the write).
+        """
+
+        def __init__(self, semaphore: bool = True) -> None:
+            flags = os.EFD_CLOEXEC | os.EFD_NONBLOCK | (os.EFD_SEMAPHORE if semaphore else 0)
+            self.fd = os.eventfd(0, flags)
+            weakref.finalize(self, os.close, self.fd)
+
+        def ring(self, count: int) -> None:
+            _nn._ring(self.fd, count)
+
+        def wait(self, timeout: float | None) -> None:
+            if select.select([self.fd], [], [], timeout)[0]:
+                with contextlib.suppress(BlockingIOError):  # another waiter took it: the caller looks again
+                    os.eventfd_read(self.fd)
+
+    def _new_bell() -> _Bell:
+        return _EventfdBell()
+
+    def _new_loop_bell() -> _FdBell | None:
+        return _EventfdBell(semaphore=False)
+
+else:
+
+    def _new_loop_bell() -> _FdBell | None:
+        return None
+
+    def _new_bell() -> _Bell:
+        return _QueueBell()
+
+
 class Watcher:
     """Events of network changes; made by :func:`watch`. See docs/watch.md."""
 
@@ -249,11 +316,12 @@ class Watcher:
 
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)  # the deliverer finishing (callback style)
-        # Threads blocked in get() wait on the bell (a C queue: no Python-level lock dance per wake-up);
-        # _waiting counts those not rung yet, and a ring puts one token each. A token left by a waiter
-        # that timed out just makes the next wait return early, to find nothing and wait again.
-        self._bell: queue.SimpleQueue[None] = queue.SimpleQueue()
+        # Threads blocked in get() wait on the bell; _waiting counts those not rung yet, a ring gives one
+        # token each and starts a new _rings generation. A waiter that wakes in its own generation was not
+        # rung (it timed out, or took a token left by one that did): it counts itself out.
+        self._bell = _new_bell()
         self._waiting = 0
+        self._rings = 0
         # Unbounded queue, no callback: consumers pop without the lock (deque operations are atomic).
         self._plain = callback is None and backpressure == "unbounded"
         self._closed = False
@@ -275,6 +343,12 @@ class Watcher:
         self._pending: dict[Key | object, Event] = {}
         self._timer: threading.Timer | None = None
         self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        # Linux: the first event loop to wait gets a reader on an eventfd of its own, rung like the bell
+        # (after the dispatcher dropped the GIL); its woken waiters wait in _rung until the reader runs.
+        # Other loops, and other systems, are woken by call_soon_threadsafe.
+        self._loop_bell = _new_loop_bell()
+        self._reader_loop: asyncio.AbstractEventLoop | None = None
+        self._rung: list[asyncio.Future[None]] = []
 
     # ------------------------------------------------------------------ start
 
@@ -479,15 +553,44 @@ class Watcher:
         return events
 
     def _wake(self) -> None:
-        while self._waiting:
-            self._waiting -= 1
-            self._bell.put(None)
+        if self._waiting:
+            self._bell.ring(self._waiting)
+            self._waiting = 0
+            self._rings += 1
         if not self._async_waiters:
             return
         waiters, self._async_waiters = self._async_waiters, []
+        ring = False
         for loop, future in waiters:
+            if loop is self._reader_loop:
+                self._rung.append(future)
+                ring = True
+                continue
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 loop.call_soon_threadsafe(_set_done, future)
+        if ring and self._loop_bell is not None:
+            self._loop_bell.ring(1)
+
+    def _on_loop_bell(self) -> None:
+        """The reader of the loop bell, in its event loop: wake the waiters rung."""
+        if self._loop_bell is not None:
+            with contextlib.suppress(BlockingIOError):
+                os.eventfd_read(self._loop_bell.fd)
+        with self._lock:
+            rung, self._rung = self._rung, []
+        for future in rung:
+            _set_done(future)
+
+    def _watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Lock held: give loop the loop bell's reader if no loop has it yet."""
+        if self._reader_loop is not None or self._loop_bell is None or self._closed:
+            return
+        try:
+            loop.add_reader(self._loop_bell.fd, self._on_loop_bell)
+        except NotImplementedError:  # a loop without readers: call_soon_threadsafe does
+            self._loop_bell = None
+            return
+        self._reader_loop = loop
 
     def _drain_outbox(self) -> None:
         """Callback style: call the user's callback for queued events, one caller at a time."""
@@ -568,14 +671,13 @@ class Watcher:
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(f"no network change within {timeout} s")
                 self._waiting += 1
+                generation = self._rings
             try:
-                self._bell.get(True, remaining)
-            except BaseException as error:  # timed out or interrupted: stop counting as a waiter
+                self._bell.wait(remaining)
+            finally:
                 with self._lock:
-                    if self._waiting:  # not rung; if it was, the token stays for a later wait
+                    if self._rings == generation:  # not rung: count this waiter out
                         self._waiting -= 1
-                if not isinstance(error, queue.Empty):
-                    raise
 
     def __iter__(self) -> Iterator[Event]:
         self._check_queued()
@@ -606,6 +708,7 @@ class Watcher:
                 if self._closed:
                     raise WatcherClosed("the watcher is closed")
                 future: asyncio.Future[None] = loop.create_future()
+                self._watch_loop(loop)
                 self._async_waiters.append((loop, future))
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
@@ -618,6 +721,8 @@ class Watcher:
                 with self._lock:
                     if (loop, future) in self._async_waiters:
                         self._async_waiters.remove((loop, future))
+                    if future in self._rung:
+                        self._rung.remove(future)
 
     def __aiter__(self) -> Self:
         self._check_queued()
@@ -639,7 +744,15 @@ class Watcher:
             self._closed = True
             self._pending.clear()
             self._outbox.clear()
+            # Wake every async waiter by call_soon_threadsafe: the loop bell's reader goes now.
+            reader_loop, self._reader_loop = self._reader_loop, None
+            rung, self._rung = self._rung, []
             self._wake()
+        if reader_loop is not None and self._loop_bell is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits, no reader
+                for future in rung:
+                    reader_loop.call_soon_threadsafe(_set_done, future)
+                reader_loop.call_soon_threadsafe(reader_loop.remove_reader, self._loop_bell.fd)
         if timer is not None:
             timer.cancel()
         for handle in handles:
