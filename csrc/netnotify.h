@@ -269,25 +269,26 @@ int nn_reg_is_cancelled(nn_reg *reg);
  * the same registration that follow, until nn_core_session_end. Cancellation is still
  * checked before every event. For a backend thread that delivers bursts (Linux). */
 #define NN_SESSION_BELLS 32
+typedef struct nn_bell nn_bell; /* a doorbell (nn_bell.c, Linux) */
 typedef struct {
     nn_reg *reg; /* the registration whose callbacks run, NULL when no session is open */
     int gilstate;
-    /* Doorbells (eventfds) to write once the session has dropped the GIL: see
-     * nn_core_defer_ring. */
+    /* Doorbells to ring once the session has dropped the GIL: see nn_core_defer_ring. */
     int nbells;
-    int bell_fd[NN_SESSION_BELLS];
+    nn_bell *bell[NN_SESSION_BELLS];
     unsigned bell_count[NN_SESSION_BELLS];
 } nn_session;
 int nn_core_session_deliver(nn_session *s, nn_reg *reg, const nn_event *ev);
 void nn_core_session_end(nn_session *s);
 /* GIL held. When the calling thread runs a callback inside a delivery session, records
- * that eventfd fd gets count added when the session ends, after its GIL release (a
- * consumer woken then finds the GIL free instead of waking twice), and returns 1;
- * otherwise returns 0 and the caller writes now. The fd must stay open until the
- * registrations whose callbacks asked were cancelled (cancel waits for the write). */
-int nn_core_defer_ring(int fd, unsigned count);
-/* Adds count to eventfd fd now (no GIL needed): 0, or -1 with errno set (POSIX only). */
-int nn_ring(int fd, unsigned count);
+ * that doorbell b gets count added when the session ends, after its GIL release (a
+ * consumer woken then finds the GIL free instead of waking twice; the session holds a
+ * reference to b until then), and returns 1; otherwise returns 0: the caller rings now. */
+int nn_core_defer_ring(nn_bell *b, unsigned count);
+/* Doorbells (nn_bell.c): references are guarded by the core lock; write needs no lock. */
+void nn_bell_incref(nn_bell *b);
+void nn_bell_decref(nn_bell *b);
+int nn_bell_write(nn_bell *b, unsigned count);
 /* Gives the calling backend-owned thread a Python thread state for its whole life, so
  * that each delivery does not create and destroy one. Call it while the interpreter is
  * surely alive (the registering thread waits for it). */

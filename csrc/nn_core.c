@@ -16,11 +16,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#ifndef _WIN32
-#  include <errno.h>
-#  include <stdint.h>
-#  include <unistd.h>
-#endif
 
 enum { NN_H_DONE, NN_H_ACTIVE, NN_H_CANCELLING }; /* a fresh handle is DONE */
 
@@ -218,51 +213,52 @@ void nn_core_session_end(nn_session *s)
     nbells = s->nbells;
     s->nbells = 0;
     PyGILState_Release((PyGILState_STATE)s->gilstate);
+#ifdef __linux__
     for (i = 0; i < nbells; i++)
-        nn_ring(s->bell_fd[i], s->bell_count[i]);
-    nn_core_lock(); /* then a cancel waiting for this registration returns: the fds were written */
+        nn_bell_write(s->bell[i], s->bell_count[i]); /* a failure only costs a wake-up: nothing to report */
+    nn_core_lock();
+    for (i = 0; i < nbells; i++)
+        nn_bell_decref(s->bell[i]);
+#else
+    (void)i;
+    (void)nbells; /* doorbells exist on Linux only */
+    nn_core_lock();
+#endif
     reg->running = 0;
     nn_cond_broadcast(&nn_changed);
     nn_core_unlock();
 }
 
-/* Adds count to eventfd fd (GIL not needed). 0, or -1 with errno set. */
-int nn_ring(int fd, unsigned count)
-{
-#ifdef _WIN32
-    (void)fd;
-    (void)count;
-    errno = ENOSYS;
-    return -1;
-#else
-    uint64_t value = count;
-    ssize_t n;
-
-    do
-        n = write(fd, &value, sizeof value);
-    while (n < 0 && errno == EINTR);
-    return n == (ssize_t)sizeof value || (n < 0 && errno == EAGAIN) ? 0 : -1; /* EAGAIN: already full */
-#endif
-}
-
-int nn_core_defer_ring(int fd, unsigned count)
+int nn_core_defer_ring(nn_bell *b, unsigned count)
 {
     nn_session *s = nn_open_session;
     int i;
 
+#ifndef __linux__
+    (void)b;
+    (void)count;
+    (void)s;
+    (void)i;
+    return 0; /* doorbells exist on Linux only */
+#else
+
     if (s == NULL || nn_open_thread != PyThread_get_thread_ident())
         return 0;
     for (i = 0; i < s->nbells; i++)
-        if (s->bell_fd[i] == fd) {
+        if (s->bell[i] == b) {
             s->bell_count[i] += count;
             return 1;
         }
     if (s->nbells == NN_SESSION_BELLS)
         return 0;
-    s->bell_fd[s->nbells] = fd;
+    nn_core_lock();
+    nn_bell_incref(b);
+    nn_core_unlock();
+    s->bell[s->nbells] = b;
     s->bell_count[s->nbells] = count;
     s->nbells++;
     return 1;
+#endif
 }
 
 void nn_core_thread_attach(void)

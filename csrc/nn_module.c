@@ -394,27 +394,6 @@ static PyObject *nn_report_exception(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
-#ifndef _WIN32
-/* _ring(fd, count): adds count to eventfd fd, when the running delivery session ends
- * (after it dropped the GIL) if called from its callback, else now. The Pythonic layer's
- * doorbell: see nn_core_defer_ring. */
-static PyObject *nn_ring_py(PyObject *module, PyObject *args)
-{
-    int fd;
-    unsigned int count;
-
-    (void)module;
-    if (!PyArg_ParseTuple(args, "iI:_ring", &fd, &count))
-        return NULL;
-    if (fd < 0) {
-        PyErr_SetString(PyExc_ValueError, "_ring: fd must be >= 0");
-        return NULL;
-    }
-    if (!nn_core_defer_ring(fd, count) && nn_ring(fd, count) < 0)
-        return PyErr_SetFromErrno(PyExc_OSError);
-    Py_RETURN_NONE;
-}
-#endif
 
 static PyObject *nn_shutdown_py(PyObject *module, PyObject *unused)
 {
@@ -466,10 +445,6 @@ static PyMethodDef nn_methods[] = {
      "convert_interface_luid_to_name(luid)\n--\n\nConvertInterfaceLuidToNameW."},
     {"convert_interface_name_to_luid", nn_convert_name_to_luid, METH_O,
      "convert_interface_name_to_luid(name)\n--\n\nConvertInterfaceNameToLuidW."},
-#ifndef _WIN32
-    {"_ring", nn_ring_py, METH_VARARGS,
-     "_ring(fd, count)\n--\n\nAdd count to eventfd fd when the running delivery session ends, or now."},
-#endif
     {"_report_exception", nn_report_exception, METH_VARARGS,
      "_report_exception(exc, obj)\n--\n\nReport exc through sys.unraisablehook, naming obj."},
     {"_shutdown", nn_shutdown_py, METH_NOARGS, "Cancel every live registration (the atexit hook)."},
@@ -563,6 +538,10 @@ static int nn_exec(PyObject *module)
         goto error;
     if (nn_rows_init(module, st) < 0 || nn_core_init(module, st) < 0 || nn_process_init(st) < 0)
         goto error;
+#ifdef __linux__
+    if (nn_bell_init(module, st) < 0)
+        goto error;
+#endif
     if (PyModule_AddStringConstant(module, "__build_version__", NN_BUILD_VERSION) < 0)
         goto error;
     /* Cancel live registrations before finalization: a callback thread must never ask

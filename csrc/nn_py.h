@@ -40,6 +40,7 @@ enum {
 
 typedef struct {
     PyObject *handle_type;
+    PyObject *bell_type; /* _Doorbell (Linux; NULL elsewhere) */
     PyObject *row_type[NN_ROW_KINDS];
     PyObject *notification_type[4]; /* MibNotificationType members */
     PyObject *enums[NN_ENUM_COUNT];
@@ -95,6 +96,7 @@ int nn_py_to_uint(PyObject *value, unsigned long long max, unsigned long long *o
 
 /* nn_core.c */
 int nn_core_init(PyObject *module, nn_state *st);
+int nn_bell_init(PyObject *module, nn_state *st); /* Linux */
 PyObject *nn_register(nn_state *st, nn_kind kind, int family, PyObject *callback, PyObject *context,
                       int initial_notification);
 /* strict: 1 for cancel_mib_change_notify2 (second cancel is an error), 0 for handle.cancel(). */

@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import os
+import math
 import queue
 import select
 import socket
 import sys
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
@@ -248,30 +247,30 @@ class _Bell(Protocol):
 class _FdBell(_Bell, Protocol):
     fd: int
 
+    def take(self) -> int: ...
+
 
 if sys.platform == "linux":
 
     class _EventfdBell:
-        """Linux: tokens in a semaphore eventfd, written by the dispatcher once it has dropped the GIL.
+        """Linux: tokens in an eventfd that the dispatcher writes once it has dropped the GIL.
 
-        A ring from an OS callback is deferred to the end of the dispatcher's delivery session (``_ring``),
-        so the woken consumer finds the GIL free instead of waking, then waiting for the GIL, then waking
-        again. The fd stays open until the bell is collected: the registrations that may write it are
-        cancelled by then (cancel waits for the write).
+        A ring from an OS callback is deferred to the end of the dispatcher's delivery session (see
+        ``_Doorbell``), so the woken consumer finds the GIL free instead of waking, then waiting for the GIL,
+        then waking again.
         """
 
         def __init__(self, semaphore: bool = True) -> None:
-            flags = os.EFD_CLOEXEC | os.EFD_NONBLOCK | (os.EFD_SEMAPHORE if semaphore else 0)
-            self.fd = os.eventfd(0, flags)
-            weakref.finalize(self, os.close, self.fd)
-
-        def ring(self, count: int) -> None:
-            _nn._ring(self.fd, count)
+            self._door = _nn._Doorbell(semaphore=semaphore)
+            self.fd = self._door.fileno()
+            self.ring = self._door.ring
+            self.take = self._door.take
 
         def wait(self, timeout: float | None) -> None:
-            if select.select([self.fd], [], [], timeout)[0]:
-                with contextlib.suppress(BlockingIOError):  # another waiter took it: the caller looks again
-                    os.eventfd_read(self.fd)
+            waiter = select.poll()  # one per wait: threads may wait at once; select() stops at fd 1023
+            waiter.register(self.fd, select.POLLIN)
+            if waiter.poll(None if timeout is None else max(0, math.ceil(timeout * 1000))):
+                self.take()  # 0 if another waiter took it: the caller looks again
 
     def _new_bell() -> _Bell:
         return _EventfdBell()
@@ -574,8 +573,7 @@ class Watcher:
     def _on_loop_bell(self) -> None:
         """The reader of the loop bell, in its event loop: wake the waiters rung."""
         if self._loop_bell is not None:
-            with contextlib.suppress(BlockingIOError):
-                os.eventfd_read(self._loop_bell.fd)
+            self._loop_bell.take()
         with self._lock:
             rung, self._rung = self._rung, []
         for future in rung:

@@ -1,0 +1,170 @@
+/*
+ * nn_bell.c - _Doorbell: an eventfd the Pythonic layer waits on, rung by the dispatcher
+ * after it dropped the GIL (Linux).
+ *
+ * A watcher's consumer sleeps on the doorbell. When a callback running in a delivery
+ * session rings it, the write is deferred to the end of the session, after the GIL is
+ * released (nn_core_defer_ring): the consumer then wakes once and finds the GIL free,
+ * instead of waking, waiting for the GIL the session holds, and waking again.
+ *
+ * The eventfd belongs to a C struct with a reference count (guarded by the core lock):
+ * the Python object holds one reference and every session that will still write it
+ * holds one, so the fd is never closed, or reused, before a deferred write is done.
+ */
+#include "nn_py.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+struct nn_bell {
+    int fd;
+    unsigned refcnt; /* [core] */
+};
+
+typedef struct {
+    PyObject_HEAD
+    nn_bell *bell;
+} nn_bellobj;
+
+void nn_bell_incref(nn_bell *b) /* core lock held */
+{
+    b->refcnt++;
+}
+
+void nn_bell_decref(nn_bell *b) /* core lock held */
+{
+    if (--b->refcnt == 0) {
+        close(b->fd);
+        free(b);
+    }
+}
+
+int nn_bell_write(nn_bell *b, unsigned count)
+{
+    uint64_t value = count;
+    ssize_t n;
+
+    do
+        n = write(b->fd, &value, sizeof value);
+    while (n < 0 && errno == EINTR);
+    /* EAGAIN: the counter is at its maximum, the waiters wake anyway */
+    return n == (ssize_t)sizeof value || (n < 0 && errno == EAGAIN) ? 0 : -1;
+}
+
+static PyObject *nn_bell_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"semaphore", NULL};
+    int semaphore = 0;
+    nn_bellobj *self = NULL;
+    nn_bell *b = NULL;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|p:_Doorbell", kwlist, &semaphore))
+        return NULL;
+    b = (nn_bell *)malloc(sizeof *b);
+    if (b == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    b->refcnt = 1;
+    b->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | (semaphore ? EFD_SEMAPHORE : 0));
+    if (b->fd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto error;
+    }
+    self = (nn_bellobj *)PyType_GenericAlloc(type, 0);
+    if (self == NULL)
+        goto error;
+    self->bell = b;
+    return (PyObject *)self;
+error:
+    if (b != NULL && b->fd >= 0)
+        close(b->fd);
+    free(b);
+    return NULL;
+}
+
+static void nn_bell_dealloc(PyObject *self)
+{
+    nn_bellobj *o = (nn_bellobj *)self;
+    PyTypeObject *tp = Py_TYPE(self);
+    freefunc tp_free = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+
+    if (o->bell != NULL) {
+        nn_core_lock();
+        nn_bell_decref(o->bell);
+        nn_core_unlock();
+        o->bell = NULL;
+    }
+    tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyObject *nn_bell_ring(PyObject *self, PyObject *args)
+{
+    nn_bellobj *o = (nn_bellobj *)self;
+    PyObject *arg = NULL;
+    unsigned long long count = 1;
+
+    if (!PyArg_ParseTuple(args, "|O:ring", &arg))
+        return NULL;
+    if (arg != NULL && nn_py_to_uint(arg, 0xffffffffu, &count, "count") < 0)
+        return NULL; /* TypeError, or OverflowError (negative or too large) */
+    if (count == 0)
+        Py_RETURN_NONE;
+    if (!nn_core_defer_ring(o->bell, (unsigned)count) && nn_bell_write(o->bell, (unsigned)count) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+static PyObject *nn_bell_take(PyObject *self, PyObject *unused)
+{
+    nn_bellobj *o = (nn_bellobj *)self;
+    uint64_t value = 0;
+    ssize_t n;
+
+    (void)unused;
+    do
+        n = read(o->bell->fd, &value, sizeof value);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EAGAIN)
+        return PyLong_FromLong(0);
+    if (n != (ssize_t)sizeof value)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromUnsignedLongLong(value);
+}
+
+static PyObject *nn_bell_fileno(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    return PyLong_FromLong(((nn_bellobj *)self)->bell->fd);
+}
+
+static PyMethodDef nn_bell_methods[] = {
+    {"ring", nn_bell_ring, METH_VARARGS,
+     "ring(count=1)\n--\n\nAdd count to the eventfd: when the running delivery session ends if called from its "
+     "callback, else now."},
+    {"take", nn_bell_take, METH_NOARGS,
+     "take()\n--\n\nRead the eventfd without blocking: 1 (semaphore), the count, or 0 if it is not set."},
+    {"fileno", nn_bell_fileno, METH_NOARGS, "fileno()\n--\n\nThe eventfd, to wait on with select."},
+    {NULL, NULL, 0, NULL}};
+
+static PyType_Slot nn_bell_slots[] = {
+    {Py_tp_doc, (void *)"_Doorbell(semaphore=False): an eventfd rung after the dispatcher drops the GIL."},
+    {Py_tp_new, (void *)nn_bell_new},
+    {Py_tp_dealloc, (void *)nn_bell_dealloc},
+    {Py_tp_methods, (void *)nn_bell_methods},
+    {0, NULL}};
+
+static PyType_Spec nn_bell_spec = {"netnotify._netnotify._Doorbell", sizeof(nn_bellobj), 0,
+                                   Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE, nn_bell_slots};
+
+int nn_bell_init(PyObject *module, nn_state *st)
+{
+    st->bell_type = PyType_FromModuleAndSpec(module, &nn_bell_spec, NULL);
+    if (st->bell_type == NULL)
+        return -1;
+    return PyModule_AddObjectRef(module, "_Doorbell", st->bell_type);
+}

@@ -1,0 +1,105 @@
+"""The watcher's doorbell (Linux): an eventfd whose ring, from a callback in a delivery session, is written
+only once the dispatcher has dropped the GIL, so that the consumer it wakes does not wait for the GIL."""
+
+from __future__ import annotations
+
+import select
+import socket
+import sys
+import threading
+
+import pytest
+from nettest import Lan, NetNS
+
+import netnotify
+from netnotify import _netnotify as _nn
+
+pytestmark = pytest.mark.linux
+
+
+if sys.platform == "linux":  # the doorbell exists on Linux only; elsewhere this file holds no test
+
+    def readable(fd: int, timeout: float) -> bool:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(int(timeout * 1000)))
+
+    def test_ring_outside_a_callback_writes_at_once() -> None:
+        bell = _nn._Doorbell()
+        assert bell.take() == 0
+        bell.ring()
+        bell.ring(4)
+        assert bell.take() == 5  # a counter: the reads add up the rings
+        assert bell.take() == 0
+
+    def test_semaphore_bell_gives_one_token_per_read() -> None:
+        bell = _nn._Doorbell(semaphore=True)
+        bell.ring(2)
+        assert [bell.take(), bell.take(), bell.take()] == [1, 1, 0]
+
+    @pytest.mark.parametrize(
+        ("count", "error"),
+        [
+            (-1, OverflowError),
+            (2**32, OverflowError),
+            (2**100, OverflowError),
+            ("1", TypeError),
+            (1.0, TypeError),
+            (None, TypeError),
+        ],
+    )
+    def test_bad_ring_counts_raise(count: object, error: type[Exception]) -> None:
+        bell = _nn._Doorbell()
+        with pytest.raises(error):
+            bell.ring(count)  # type: ignore[arg-type]
+        assert bell.take() == 0
+
+    def test_ring_from_a_callback_is_written_when_the_session_ends(ns: NetNS, lan: Lan) -> None:
+        bell = _nn._Doorbell()
+        seen: list[int] = []
+        done = threading.Event()
+
+        def callback(context: object, row: object, notification_type: netnotify.MibNotificationType) -> None:
+            if row is None or done.is_set():
+                return
+            bell.ring()
+            seen.append(bell.take())  # not written yet: the dispatcher still holds the GIL for this burst
+            done.set()
+
+        handle = netnotify.notify_route_change2(socket.AF_INET, callback)
+        try:
+            ns.ip(f"route add 10.77.0.0/24 via {lan.gateway4}")
+            assert done.wait(5), "no route callback"
+            assert readable(bell.fileno(), 5), "the deferred ring never came"
+            assert seen == [0]
+            assert bell.take() == 1
+        finally:
+            handle.cancel()
+
+    def test_bell_outlives_its_python_object_until_the_session_rang_it(ns: NetNS, lan: Lan) -> None:
+        """A callback that rings a doorbell and drops the last reference to it: the session's reference keeps
+        the eventfd open until its deferred write is done (no write to a closed, or reused, descriptor)."""
+        bells = [_nn._Doorbell()]
+        fds: list[int] = []
+        done = threading.Event()
+
+        def callback(context: object, row: object, notification_type: netnotify.MibNotificationType) -> None:
+            if row is None or done.is_set():
+                return
+            bell = bells.pop()
+            fds.append(bell.fileno())
+            bell.ring()
+            del bell  # the Python object goes; the session still holds the eventfd
+            reused = _nn._Doorbell()  # would get the same descriptor number if it had been closed
+            fds.append(reused.fileno())
+            bells.append(reused)
+            done.set()
+
+        handle = netnotify.notify_route_change2(socket.AF_INET, callback)
+        try:
+            ns.ip(f"route add 10.78.0.0/24 via {lan.gateway4}")
+            assert done.wait(5), "no route callback"
+        finally:
+            handle.cancel()  # returns once the session ended, and so after its deferred writes
+        assert fds[0] != fds[1], "the eventfd was closed while a ring was pending"
+        assert bells[0].take() == 0, "the deferred ring went to another descriptor"
