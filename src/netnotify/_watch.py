@@ -503,6 +503,7 @@ class Watcher:
     def get(self, timeout: float | None = None) -> Event:
         """The next event; TimeoutError if none comes within timeout seconds, WatcherClosed once closed."""
         self._check_queued()
+        timeout = _timeout_seconds(timeout)
         try:
             return self._get(timeout)
         except RuntimeError as error:
@@ -526,7 +527,8 @@ class Watcher:
                     raise TimeoutError(f"no network change within {timeout} s")
                 self._waiting += 1
                 try:
-                    self._cond.wait(remaining)
+                    # threading cannot wait longer than TIMEOUT_MAX at once: the loop waits again
+                    self._cond.wait(None if remaining is None else min(remaining, threading.TIMEOUT_MAX))
                 finally:
                     self._waiting -= 1
 
@@ -544,6 +546,7 @@ class Watcher:
     async def aget(self, timeout: float | None = None) -> Event:
         """The next event, awaited; TimeoutError and WatcherClosed as for get()."""
         self._check_queued()
+        timeout = _timeout_seconds(timeout)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
@@ -627,6 +630,21 @@ class Watcher:
         return f"<Watcher {kinds} {self.family.name} {state} queued={len(self)}>"
 
 
+def _timeout_seconds(timeout: float | None) -> float | None:
+    """get()'s and aget()'s timeout: None, or seconds (0 or less polls; inf, or more, waits without end)."""
+    if timeout is None:
+        return None
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool):
+        raise TypeError(f"timeout must be a number of seconds or None, not {type(timeout).__name__}")
+    try:
+        seconds = float(timeout)
+    except OverflowError:  # an int beyond any float
+        seconds = float("inf") if timeout > 0 else float("-inf")
+    if seconds != seconds:
+        raise ValueError("timeout must be a number of seconds, not NaN")
+    return seconds
+
+
 def _set_done(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -661,8 +679,8 @@ def watch(
     if settle is not None:
         if not isinstance(settle, int | float) or isinstance(settle, bool):
             raise TypeError(f"settle must be a number of seconds, not {type(settle).__name__}")
-        if not settle >= 0:
-            raise ValueError(f"settle must be >= 0 seconds, not {settle}")
+        if not 0 <= settle <= threading.TIMEOUT_MAX:  # a timer cannot wait longer (NaN fails too)
+            raise ValueError(f"settle must be 0 to threading.TIMEOUT_MAX seconds, not {settle}")
     if not isinstance(backpressure, str):
         raise TypeError(f"backpressure must be a str, not {type(backpressure).__name__}")
     if backpressure not in ("unbounded", "bounded", "latest"):
