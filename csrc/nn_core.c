@@ -169,6 +169,7 @@ int nn_core_deliver(nn_reg *reg, const nn_event *ev)
     return cancelled ? -1 : 0;
 }
 
+/* gil: returns-held (the session keeps it until nn_core_session_end) */
 int nn_core_session_deliver(nn_session *s, nn_reg *reg, const nn_event *ev)
 {
     int opening;
@@ -195,6 +196,7 @@ int nn_core_session_deliver(nn_session *s, nn_reg *reg, const nn_event *ev)
     return 0;
 }
 
+/* gil: releases (the session's, if one is open) */
 void nn_core_session_end(nn_session *s)
 {
     nn_reg *reg = s->reg;
@@ -209,6 +211,7 @@ void nn_core_session_end(nn_session *s)
     nn_core_unlock();
 }
 
+/* gil: keeps-thread-state */
 void nn_core_thread_attach(void)
 {
     /* Ensure creates the thread state; SaveThread drops the GIL but keeps the state,
