@@ -172,6 +172,7 @@ int nn_core_deliver(nn_reg *reg, const nn_event *ev)
     return cancelled ? -1 : 0;
 }
 
+/* gil: returns-held (the session keeps it until nn_core_session_end) */
 int nn_core_session_deliver(nn_session *s, nn_reg *reg, const nn_event *ev)
 {
     int opening;
@@ -200,6 +201,7 @@ int nn_core_session_deliver(nn_session *s, nn_reg *reg, const nn_event *ev)
     return 0;
 }
 
+/* gil: releases (the session's, if one is open) */
 void nn_core_session_end(nn_session *s)
 {
     nn_reg *reg = s->reg;
@@ -261,6 +263,7 @@ int nn_core_defer_ring(nn_bell *b, unsigned count)
 #endif
 }
 
+/* gil: keeps-thread-state */
 void nn_core_thread_attach(void)
 {
     /* Ensure creates the thread state; SaveThread drops the GIL but keeps the state,

@@ -122,7 +122,9 @@ static int nn_family_wanted(const nn_lreg *lr, int family)
     return lr->reg->family == AF_UNSPEC || lr->reg->family == family;
 }
 
-/* Hands one event to the core; returns non-zero when delivery must stop. */
+/* Hands one event to the core; returns non-zero when delivery must stop. The GIL stays
+ * held for the events that follow (a delivery session): the dispatcher ends it. */
+/* gil: returns-held */
 static int nn_emit(nn_lreg *lr, nn_notification_type type, const void *row)
 {
     nn_event ev;
@@ -145,6 +147,7 @@ static int nn_purge_ipv4_routes(nn_lreg *lr, uint32_t ifindex, int keep_local);
 
 /* ------------------------------------------------------------------ links, interface rows */
 
+/* gil: returns-held */
 static int nn_on_link(nn_lreg *lr, const struct nlmsghdr *nlh)
 {
     static const int families[2] = {AF_INET, AF_INET6};
@@ -226,6 +229,7 @@ static int nn_on_link(nn_lreg *lr, const struct nlmsghdr *nlh)
 
 /* ------------------------------------------------------------------ addresses */
 
+/* gil: returns-held */
 static int nn_on_addr(nn_lreg *lr, const struct nlmsghdr *nlh)
 {
     nn_addr_row row, old;
@@ -312,6 +316,7 @@ static int nn_route_entry_add(nn_route_entry *e, const nn_route_row *row)
 }
 
 /* Applies one route message to the entry of its key; emits what changed. */
+/* gil: returns-held */
 static int nn_route_apply(nn_lreg *lr, const struct nlmsghdr *nlh, const nn_route_row *rows, size_t n)
 {
     nn_route_key key;
@@ -380,6 +385,7 @@ static int nn_route_apply(nn_lreg *lr, const struct nlmsghdr *nlh, const nn_rout
     return stop;
 }
 
+/* gil: returns-held */
 static int nn_purge_ipv4_routes(nn_lreg *lr, uint32_t ifindex, int keep_local)
 {
     nn_route_key *empty = NULL;
@@ -422,6 +428,7 @@ static int nn_purge_ipv4_routes(nn_lreg *lr, uint32_t ifindex, int keep_local)
     return stop;
 }
 
+/* gil: returns-held */
 static int nn_on_route(nn_lreg *lr, const struct nlmsghdr *nlh)
 {
     nn_route_row stack_rows[NN_STACK_HOPS], *rows = stack_rows;
@@ -443,6 +450,7 @@ static int nn_on_route(nn_lreg *lr, const struct nlmsghdr *nlh)
 
 /* ------------------------------------------------------------------ messages */
 
+/* gil: returns-held */
 static int nn_on_message(void *ctx, const struct nlmsghdr *nlh)
 {
     nn_lreg *lr = (nn_lreg *)ctx;
@@ -497,6 +505,7 @@ void nn_backend_release(nn_reg *reg)
 /* Dumps what the registration needs into its (empty) cache, silently, on the dump socket:
  * the notifications meanwhile stay queued on the subscribed one, to be applied after.
  * Retried while the kernel says the dump was interrupted. */
+/* gil: no-session (lr->silent: nn_emit delivers nothing while the cache fills) */
 static int nn_lreg_dump(nn_lreg *lr, nn_error *err)
 {
     int kind = lr->reg->kind, family = lr->reg->family, attempt, rc = 0;
@@ -571,6 +580,7 @@ static void nn_route_map_free_rows(nn_map *m)
 }
 
 /* Reports what differs between the cache before an overflow (old) and the fresh one. */
+/* gil: returns-held */
 static void nn_diff(nn_lreg *lr, const nn_map *old)
 {
     const nn_map *now = &lr->cache;
@@ -627,6 +637,7 @@ static void nn_diff(nn_lreg *lr, const nn_map *old)
  * of its object, so they leave every object as the kernel has it now (a repair may
  * briefly report an older state of an object before its latest). A new overflow meanwhile
  * shows on the next read, and schedules another repair. */
+/* gil: returns-held */
 static int nn_resync(nn_lreg *lr, nn_error *err)
 {
     nn_map old_cache = lr->cache, old_links = lr->links;

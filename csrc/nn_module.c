@@ -125,7 +125,8 @@ static int nn_parse_family(nn_state *st, PyObject *obj, const char *call, int *f
     long value;
     int overflow = 0;
 
-    if (!PyLong_Check(obj)) {
+    /* A bool is an int to Python, but never a family: a flag given in the family's place. */
+    if (!PyLong_Check(obj) || PyBool_Check(obj)) {
         nn_type_error(obj, "%s: family must be an int (socket.AF_UNSPEC, AF_INET or AF_INET6)", call);
         return -1;
     }

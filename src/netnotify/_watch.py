@@ -234,9 +234,9 @@ class _QueueBell:
             self._tokens.put(None)
 
     def wait(self, timeout: float | None) -> None:
-        """Until a token comes (taking it) or timeout seconds pass."""
+        """Until a token comes (taking it) or timeout seconds pass (at most threading.TIMEOUT_MAX)."""
         with contextlib.suppress(queue.Empty):
-            self._tokens.get(True, timeout)
+            self._tokens.get(True, None if timeout is None else max(0.0, min(timeout, threading.TIMEOUT_MAX)))
 
 
 class _Bell(Protocol):
@@ -269,7 +269,9 @@ if sys.platform == "linux":
         def wait(self, timeout: float | None) -> None:
             waiter = select.poll()  # one per wait: threads may wait at once; select() stops at fd 1023
             waiter.register(self.fd, select.POLLIN)
-            if waiter.poll(None if timeout is None else max(0, math.ceil(timeout * 1000))):
+            # poll() takes milliseconds in a C int: wait at most ~23 days at once (the caller loops)
+            milliseconds = None if timeout is None else max(0, math.ceil(min(timeout, 2e6) * 1000))
+            if waiter.poll(milliseconds):
                 self.take()  # 0 if another waiter took it: the caller looks again
 
     def _new_bell() -> _Bell:
@@ -641,6 +643,8 @@ class Watcher:
 
     def get(self, timeout: float | None = None) -> Event:
         """The next event; TimeoutError if none comes within timeout seconds, WatcherClosed once closed."""
+        if timeout is not None:
+            timeout = _timeout_seconds(timeout)
         if self._plain:
             try:
                 return self._queue.popleft()  # type: ignore[return-value]
@@ -671,7 +675,7 @@ class Watcher:
                 self._waiting += 1
                 generation = self._rings
             try:
-                self._bell.wait(remaining)
+                self._bell.wait(remaining)  # the bells wait at most TIMEOUT_MAX at once: the loop waits again
             finally:
                 with self._lock:
                     if self._rings == generation:  # not rung: count this waiter out
@@ -690,6 +694,8 @@ class Watcher:
 
     async def aget(self, timeout: float | None = None) -> Event:
         """The next event, awaited; TimeoutError and WatcherClosed as for get()."""
+        if timeout is not None:
+            timeout = _timeout_seconds(timeout)
         if self._plain:
             try:
                 return self._queue.popleft()  # type: ignore[return-value]
@@ -790,6 +796,21 @@ class Watcher:
         return f"<Watcher {kinds} {self.family.name} {state} queued={len(self)}>"
 
 
+def _timeout_seconds(timeout: float | None) -> float | None:
+    """get()'s and aget()'s timeout: None, or seconds (0 or less polls; inf, or more, waits without end)."""
+    if timeout is None:
+        return None
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool):
+        raise TypeError(f"timeout must be a number of seconds or None, not {type(timeout).__name__}")
+    try:
+        seconds = float(timeout)
+    except OverflowError:  # an int beyond any float
+        seconds = float("inf") if timeout > 0 else float("-inf")
+    if seconds != seconds:
+        raise ValueError("timeout must be a number of seconds, not NaN")
+    return seconds
+
+
 def _set_done(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -824,8 +845,8 @@ def watch(
     if settle is not None:
         if not isinstance(settle, int | float) or isinstance(settle, bool):
             raise TypeError(f"settle must be a number of seconds, not {type(settle).__name__}")
-        if not settle >= 0:
-            raise ValueError(f"settle must be >= 0 seconds, not {settle}")
+        if not 0 <= settle <= threading.TIMEOUT_MAX:  # a timer cannot wait longer (NaN fails too)
+            raise ValueError(f"settle must be 0 to threading.TIMEOUT_MAX seconds, not {settle}")
     if not isinstance(backpressure, str):
         raise TypeError(f"backpressure must be a str, not {type(backpressure).__name__}")
     if backpressure not in ("unbounded", "bounded", "latest"):
