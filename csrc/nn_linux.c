@@ -755,6 +755,16 @@ static void nn_repair_pass(void)
     }
 }
 
+/* nn_on_message for a dump whose messages are delivered: the dump may wait for its next
+ * part, and never with the GIL held, so each message's session ends with it (a re-read of
+ * the links is rare: the extra GIL round trips cost nothing that matters). */
+static int nn_on_message_unheld(void *ctx, const struct nlmsghdr *nlh)
+{
+    int rc = nn_on_message(ctx, nlh);
+    nn_core_session_end(&nn_sess);
+    return rc;
+}
+
 static void nn_readable(nn_lreg *lr, unsigned char *buf)
 {
     nn_error err = {0, 0, NULL, NULL};
@@ -766,8 +776,7 @@ static void nn_readable(nn_lreg *lr, unsigned char *buf)
     nn_core_session_end(&nn_sess); /* never hold the GIL across a blocking call or a report */
     if (rc >= 0 && lr->reread_links && !lr->stopped) {
         lr->reread_links = 0;
-        rc = nn_nl_dump(&lr->dump_sock, RTM_GETLINK, AF_UNSPEC, nn_on_message, NULL, lr, &err);
-        nn_core_session_end(&nn_sess);
+        rc = nn_nl_dump(&lr->dump_sock, RTM_GETLINK, AF_UNSPEC, nn_on_message_unheld, NULL, lr, &err);
         rc = rc == NN_DUMP_INTR ? 0 : rc; /* a change during the dump brings its own message */
     }
     if (rc < 0 && err.errnum == ENOBUFS)
