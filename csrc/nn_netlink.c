@@ -236,6 +236,20 @@ static int nn_msg_split(const struct nlmsghdr *nlh, void *hdr, size_t hdrlen, co
     return 0;
 }
 
+/* NLMSG_NEXT for a size_t length. NLMSG_NEXT subtracts the aligned length of the message,
+ * which wraps around when the last message of a datagram has an unaligned nlmsg_len:
+ * NLMSG_OK then accepts what lies past the datagram in the buffer (stale messages). */
+static const struct nlmsghdr *nn_nlmsg_next(const struct nlmsghdr *nlh, size_t *len)
+{
+    size_t step = NLMSG_ALIGN(nlh->nlmsg_len);
+    if (step >= *len) {
+        *len = 0; /* NLMSG_OK fails before it reads nlh */
+        return nlh;
+    }
+    *len -= step;
+    return (const struct nlmsghdr *)(const void *)((const unsigned char *)nlh + step);
+}
+
 /* ---------------------------------------------------------------- links and LUIDs */
 
 uint16_t nn_iftype_from_arphrd(uint16_t arphrd)
@@ -845,7 +859,7 @@ int nn_nl_read(nn_nlsock *s, void *buf, size_t bufsize, nn_nl_msg_cb cb, void *c
         if (!from_kernel || trunc)
             continue; /* not the kernel's, or cut short: unusable */
         const struct nlmsghdr *nlh = buf;
-        for (; NLMSG_OK(nlh, len); nlh = NLMSG_NEXT(nlh, len)) {
+        for (; NLMSG_OK(nlh, len); nlh = nn_nlmsg_next(nlh, &len)) {
             /* replies to our own requests (a dump given up): never notifications */
             if (s->portid != 0 && nlh->nlmsg_pid == s->portid)
                 continue;
@@ -1002,7 +1016,7 @@ int nn_nl_dump(nn_nlsock *s, uint16_t type, uint8_t family, nn_nl_msg_cb cb, nn_
             goto done;
         }
         const struct nlmsghdr *nlh = buf;
-        for (; NLMSG_OK(nlh, len); nlh = NLMSG_NEXT(nlh, len)) {
+        for (; NLMSG_OK(nlh, len); nlh = nn_nlmsg_next(nlh, &len)) {
             if (nlh->nlmsg_pid != s->portid || nlh->nlmsg_seq != seq) {
                 /* our own stale replies are dropped; notifications go to other_cb */
                 if (nlh->nlmsg_pid == s->portid || !other_cb || nlh->nlmsg_type < NLMSG_MIN_TYPE)
