@@ -124,7 +124,9 @@ enum { NN_LL_ALWAYS_OFF = 0, NN_LL_ALWAYS_ON = 2 };
 #define NN_FILETIME_UNIX_EPOCH 116444736000000000LL /* 1970-01-01 in FILETIME */
 #define NN_DUMP_TIMEOUT_MS 30000
 #define NN_DUMP_RETRIES 5
-#define NN_DUMP_BUF_MAX (4u << 20)
+#ifndef NN_DUMP_BUF_MAX /* the fuzz build makes it small: under ASan a 4 MiB malloc costs a millisecond */
+#  define NN_DUMP_BUF_MAX (4u << 20)
+#endif
 /* callback result for out of memory: never NN_DUMP_INTR */
 #define NN_CB_NOMEM 2
 
