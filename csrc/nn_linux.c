@@ -756,7 +756,12 @@ static void nn_readable(nn_lreg *lr, unsigned char *buf)
         lr->reread_links = 0;
         rc = nn_nl_dump(&lr->dump_sock, RTM_GETLINK, AF_UNSPEC, nn_on_message, NULL, lr, &err);
         nn_core_session_end(&nn_sess);
-        rc = rc == NN_DUMP_INTR ? 0 : rc; /* a change during the dump brings its own message */
+        /* Interrupted: the replies after the interruption were dropped, maybe the link's.
+         * The change that interrupted it brings a message, whose read does it again. */
+        if (rc == NN_DUMP_INTR) {
+            lr->reread_links = 1;
+            rc = 0;
+        }
     }
     if ((rc < 0 && err.errnum == ENOBUFS) || (rc >= 0 && nn_socket_drops(&lr->sock) != lr->drops)) {
         nn_schedule_repair(lr); /* not lost: repaired by a new dump */

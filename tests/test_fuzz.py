@@ -13,7 +13,9 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,15 +61,32 @@ def last_int(pattern: str, text: str) -> int:
     return int(found[-1])
 
 
-def test_fuzz_netlink_parsers(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def replay() -> Iterator[Path]:
+    """The gcc-built replay driver (ASan + UBSan)."""
     if not SEEDS.is_dir():
         pytest.skip("tests/fuzz is not in this tree (an sdist)")
-    if shutil.which("clang") is None:
-        missing("clang is needed to build the libFuzzer harness")
     if shutil.which("gcc") is None:
         missing("gcc is needed to build the replay driver")
+    with tempfile.TemporaryDirectory(prefix="nn_replay_") as out:
+        yield build(Path(out), "replay")
+
+
+def test_fuzz_scenarios(replay: Path) -> None:
+    """The harness's deterministic scenarios: an interrupted reread of the links is done again."""
+    done = subprocess.run(
+        [str(replay), "--scenarios"], capture_output=True, text=True, timeout=120, check=False
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "scenario reread_interrupted: ok" in output, output
+    assert not any(name in output for name in FINDINGS), output
+
+
+def test_fuzz_netlink_parsers(tmp_path: Path, replay: Path) -> None:
+    if shutil.which("clang") is None:
+        missing("clang is needed to build the libFuzzer harness")
     fuzzer = build(tmp_path / "bin", "fuzz")
-    replay = build(tmp_path / "bin", "replay")
     corpus = tmp_path / "corpus"
     shutil.copytree(SEEDS, corpus)
     seeds = len(list(corpus.iterdir()))

@@ -2,7 +2,8 @@
  * replay.c - runs the fuzz harness (nl_fuzz.c) over files, without libFuzzer: any compiler,
  * typically gcc with -fsanitize=address,undefined. Arguments are files or directories (their
  * regular files, in name order). Exits non-zero if an input cannot be read; a broken
- * invariant or a sanitizer report aborts.
+ * invariant or a sanitizer report aborts. "nl_replay --scenarios" runs the harness's
+ * deterministic scenarios instead and exits non-zero if one fails.
  */
 #include <dirent.h>
 #include <stdint.h>
@@ -12,6 +13,7 @@
 #include <sys/stat.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int nl_fuzz_scenarios(void);
 
 static int replay_file(const char *path)
 {
@@ -66,6 +68,8 @@ int main(int argc, char **argv)
 {
     long done = 0;
     int failed = 0;
+    if (argc == 2 && strcmp(argv[1], "--scenarios") == 0)
+        return nl_fuzz_scenarios() != 0;
     for (int i = 1; i < argc; i++) {
         struct stat st;
         if (stat(argv[i], &st) < 0) {
