@@ -261,6 +261,8 @@ SETUP = [
     "ip route add 10.50.0.0/16 via 10.1.2.9 metric 7",
     "ip route add 10.60.0.0/16 nexthop via 10.1.2.8 weight 2 nexthop via 10.1.2.9",
     "ip route add 10.90.0.0/16 via inet6 fe80::1 dev va",
+    # wider than the parsers' stack room (8 rows in nn_netlink.c, 16 in nn_linux.c)
+    "ip route add 10.98.0.0/16 " + " ".join(f"nexthop via 10.1.2.{i}" for i in range(10, 30)),
     "ip route add blackhole 10.93.0.0/16 proto 188",
     "ip route add unreachable 10.94.0.0/16",
     "ip route add 10.95.0.0/16 via 10.1.2.8 proto dhcp",
