@@ -777,17 +777,23 @@ static void nn_readable(nn_lreg *lr, unsigned char *buf)
     if (rc >= 0 && lr->reread_links && !lr->stopped) {
         lr->reread_links = 0;
         rc = nn_nl_dump(&lr->dump_sock, RTM_GETLINK, AF_UNSPEC, nn_on_message_unheld, NULL, lr, &err);
-        rc = rc == NN_DUMP_INTR ? 0 : rc; /* a change during the dump brings its own message */
+        /* Interrupted: the replies after the interruption were dropped, maybe the link's.
+         * The change that interrupted it brings a message, whose read does it again. */
+        if (rc == NN_DUMP_INTR) {
+            lr->reread_links = 1;
+            rc = 0;
+        }
     }
     if (rc < 0 && err.errnum == ENOBUFS)
         lr->suspect = 1;
     else if (rc >= 0 && lr->suspect) {
-        /* The queue is empty now (nn_nl_read read until it was), which ends the congestion:
-         * the next drop raises ENOBUFS again. Drops counted since the last look were silent. */
+        /* Since an overflow, the kernel drops silently until the queue has been read empty
+         * once (which ends the congestion: the next drop raises ENOBUFS again): watch the
+         * drop count until a read that emptied the queue saw it unchanged. */
         uint32_t drops = nn_socket_drops(&lr->sock);
         if (drops != lr->drops)
             lr->sock.overflowed = 1;
-        else if (!lr->needs_repair)
+        else if (lr->sock.drained && !lr->needs_repair)
             lr->suspect = 0;
     }
     if ((rc < 0 && err.errnum == ENOBUFS) || (rc >= 0 && lr->sock.overflowed)) {

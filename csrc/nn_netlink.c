@@ -124,7 +124,9 @@ enum { NN_LL_ALWAYS_OFF = 0, NN_LL_ALWAYS_ON = 2 };
 #define NN_FILETIME_UNIX_EPOCH 116444736000000000LL /* 1970-01-01 in FILETIME */
 #define NN_DUMP_TIMEOUT_MS 30000
 #define NN_DUMP_RETRIES 5
-#define NN_DUMP_BUF_MAX (4u << 20)
+#ifndef NN_DUMP_BUF_MAX /* the fuzz build makes it small: under ASan a 4 MiB malloc costs a millisecond */
+#  define NN_DUMP_BUF_MAX (4u << 20)
+#endif
 /* callback result for out of memory: never NN_DUMP_INTR */
 #define NN_CB_NOMEM 2
 
@@ -234,6 +236,20 @@ static int nn_msg_split(const struct nlmsghdr *nlh, void *hdr, size_t hdrlen, co
     *attrs = p + NLMSG_ALIGN(hdrlen);
     *attrlen = total > off ? total - off : 0;
     return 0;
+}
+
+/* NLMSG_NEXT for a size_t length. NLMSG_NEXT subtracts the aligned length of the message,
+ * which wraps around when the last message of a datagram has an unaligned nlmsg_len:
+ * NLMSG_OK then accepts what lies past the datagram in the buffer (stale messages). */
+static const struct nlmsghdr *nn_nlmsg_next(const struct nlmsghdr *nlh, size_t *len)
+{
+    size_t step = NLMSG_ALIGN(nlh->nlmsg_len);
+    if (step >= *len) {
+        *len = 0; /* NLMSG_OK fails before it reads nlh */
+        return nlh;
+    }
+    *len -= step;
+    return (const struct nlmsghdr *)(const void *)((const unsigned char *)nlh + step);
 }
 
 /* ---------------------------------------------------------------- links and LUIDs */
@@ -830,13 +846,15 @@ static int nn_nl_recv(int fd, void *buf, size_t size, size_t *len, int *from_ker
 }
 
 /* One recvmmsg reads up to NN_NL_BATCH datagrams (notifications are one per datagram):
- * a burst costs one system call per batch instead of one per event. */
+ * a burst costs one system call per batch instead of one per event. Each datagram gets
+ * a slot of the buffer at least NN_NL_SLOT_MIN bytes long (fewer slots in a small one). */
 #define NN_NL_BATCH 16
+#define NN_NL_SLOT_MIN 16384u
 
 static void nn_nl_deliver(nn_nlsock *s, const void *buf, size_t len, int *stop, nn_nl_msg_cb cb, void *ctx)
 {
     const struct nlmsghdr *nlh = buf;
-    for (; NLMSG_OK(nlh, len); nlh = NLMSG_NEXT(nlh, len)) {
+    for (; NLMSG_OK(nlh, len); nlh = nn_nlmsg_next(nlh, &len)) {
         /* replies to our own requests (a dump given up): never notifications */
         if (s->portid != 0 && nlh->nlmsg_pid == s->portid)
             continue;
@@ -855,13 +873,18 @@ int nn_nl_read(nn_nlsock *s, void *buf, size_t bufsize, nn_nl_msg_cb cb, void *c
     struct mmsghdr msgs[NN_NL_BATCH];
     struct iovec iov[NN_NL_BATCH];
     struct sockaddr_nl sa[NN_NL_BATCH];
-    size_t slot = bufsize / NN_NL_BATCH;
+    unsigned slots = bufsize / NN_NL_SLOT_MIN >= NN_NL_BATCH ? NN_NL_BATCH
+                     : bufsize >= NN_NL_SLOT_MIN              ? (unsigned)(bufsize / NN_NL_SLOT_MIN)
+                                                              : 1;
+    size_t slot = bufsize / slots;
     int count = 0;
 
-    for (;;) {
+    s->drained = 0;
+    while (count < NN_NL_READ_MAX) {
         int n, i, stop = 0;
+        unsigned want = NN_NL_READ_MAX - count < (int)slots ? (unsigned)(NN_NL_READ_MAX - count) : slots;
         memset(msgs, 0, sizeof msgs);
-        for (i = 0; i < NN_NL_BATCH; i++) {
+        for (i = 0; i < (int)want; i++) {
             iov[i].iov_base = (unsigned char *)buf + (size_t)i * slot;
             iov[i].iov_len = slot;
             msgs[i].msg_hdr.msg_name = &sa[i];
@@ -870,16 +893,17 @@ int nn_nl_read(nn_nlsock *s, void *buf, size_t bufsize, nn_nl_msg_cb cb, void *c
             msgs[i].msg_hdr.msg_iovlen = 1;
         }
         do
-            n = recvmmsg(s->fd, msgs, NN_NL_BATCH, MSG_DONTWAIT, NULL);
+            n = recvmmsg(s->fd, msgs, want, MSG_DONTWAIT, NULL);
         while (n < 0 && errno == EINTR);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            s->drained = 1;
             return count;
+        }
         if (n < 0)
             return nn_error_from_errno(err, errno, "recvmmsg");
         for (i = 0; i < n; i++) {
             const struct msghdr *m = &msgs[i].msg_hdr;
-            if (count < 0x7fffffff)
-                count++;
+            count++;
             if (m->msg_namelen != sizeof sa[i] || sa[i].nl_family != AF_NETLINK || sa[i].nl_pid != 0)
                 continue; /* not the kernel's: forged, ignore */
             if (m->msg_flags & MSG_TRUNC) {
@@ -890,9 +914,14 @@ int nn_nl_read(nn_nlsock *s, void *buf, size_t bufsize, nn_nl_msg_cb cb, void *c
             if (stop != 0)
                 return stop;
         }
-        if (n < NN_NL_BATCH)
-            return count; /* the queue is empty now: spare the call that would say EAGAIN */
+        if (n < (int)want) {
+            /* recvmmsg stopped early: the queue is empty (an error after some datagrams,
+             * ENOBUFS say, is kept by the kernel for the next call) */
+            s->drained = 1;
+            return count;
+        }
     }
+    return count; /* more may be queued: the caller comes back (epoll is level-triggered) */
 }
 
 /* Waits until fd is readable or the deadline passes: 1 readable, 0 timeout, -1 error. */
@@ -1039,7 +1068,7 @@ int nn_nl_dump(nn_nlsock *s, uint16_t type, uint8_t family, nn_nl_msg_cb cb, nn_
             goto done;
         }
         const struct nlmsghdr *nlh = buf;
-        for (; NLMSG_OK(nlh, len); nlh = NLMSG_NEXT(nlh, len)) {
+        for (; NLMSG_OK(nlh, len); nlh = nn_nlmsg_next(nlh, &len)) {
             if (nlh->nlmsg_pid != s->portid || nlh->nlmsg_seq != seq) {
                 /* our own stale replies are dropped; notifications go to other_cb */
                 if (nlh->nlmsg_pid == s->portid || !other_cb || nlh->nlmsg_type < NLMSG_MIN_TYPE)

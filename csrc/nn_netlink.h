@@ -43,6 +43,7 @@ typedef struct {
     uint32_t seq;
     int overflowed; /* set when changes were lost: ENOBUFS during nn_nl_dump, a datagram
                      * nn_nl_read had to cut short; the owner clears it */
+    int drained;    /* nn_nl_read's last call read until the queue was empty */
 } nn_nlsock;
 
 /* Return 0 to go on, non-zero to stop reading (the value is passed back). */
@@ -68,13 +69,20 @@ void nn_nl_close(nn_nlsock *s);
 int nn_nl_dump(nn_nlsock *s, uint16_t type, uint8_t family, nn_nl_msg_cb cb, nn_nl_msg_cb other_cb,
                void *ctx, nn_error *err);
 
-/* Reads every message queued now (non-blocking, recvmmsg batches: bufsize is split into
- * 16 slots, each the largest datagram it can take) and calls cb for each. Only messages
- * whose sender is the kernel (nl_pid 0) are passed on; a datagram larger than a slot is
- * dropped and sets s->overflowed (its change must come from a new dump). Returns the number
- * of datagrams read (0 when nothing was queued), the non-zero value a callback returned
- * (as a negative number is ambiguous, callbacks return positive values), or -1 with
- * *err set; err->errnum == ENOBUFS means the socket overflowed and events were lost. */
+/* A socket that never empties (changes come faster than callbacks take them) must not keep
+ * its reader from every other socket: the rest waits for the next call (epoll reports the
+ * socket again, level-triggered). */
+#define NN_NL_READ_MAX 64
+
+/* Reads the messages queued now (non-blocking), at most NN_NL_READ_MAX datagrams, with
+ * recvmmsg batches (buf is split into up to 16 slots of at least 16 KiB, or one slot if it
+ * is smaller), and calls cb for each. Only messages whose sender is the kernel (nl_pid 0)
+ * are passed on; a datagram larger than its slot is dropped and sets s->overflowed (its
+ * change must come from a new dump). s->drained tells whether the queue was read empty.
+ * Returns the number of datagrams read (0 when nothing was queued), the non-zero value a
+ * callback returned (as a negative number is ambiguous, callbacks return positive values),
+ * or -1 with *err set; err->errnum == ENOBUFS means the socket overflowed and events were
+ * lost. */
 int nn_nl_read(nn_nlsock *s, void *buf, size_t bufsize, nn_nl_msg_cb cb, void *ctx, nn_error *err);
 
 /* ---------------------------------------------------------------- parsers */

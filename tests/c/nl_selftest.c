@@ -702,6 +702,663 @@ static void test_robustness(void)
     nn_map_free(&links);
 }
 
+/* ---------------------------------------------------------------- malformed input */
+
+/* Forged kernel replies. run_selftest.sh links with -Wl,--wrap=recvmsg,--wrap=sendto: while
+ * a script is set, a request is not sent (its sequence number is kept) and every netlink
+ * receive returns the next datagram of the script as coming from the kernel, with the
+ * messages marked "ours" addressed to the receiving socket (its port id, the sequence number
+ * of its last request). When the script runs out, a receive fails with end_errno (EAGAIN:
+ * nothing queued; EIO ends a dump, which would otherwise wait for more). */
+typedef struct {
+    unsigned char b[2048];
+    size_t len;
+} msgbuf;
+
+typedef struct {
+    unsigned char b[4096];
+    size_t len;
+    size_t ours[16]; /* offsets of the messages to address */
+    size_t nours;
+} dgram;
+
+static struct {
+    int active;
+    const dgram *dg;
+    size_t n, next;
+    int end_errno;
+    uint32_t seq;
+    const unsigned char *last; /* what the last receive returned */
+    size_t lastlen;
+} script;
+
+ssize_t __real_recvmsg(int fd, struct msghdr *msg, int flags);
+ssize_t __real_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t len);
+ssize_t __wrap_recvmsg(int fd, struct msghdr *msg, int flags);
+int __real_recvmmsg(int fd, struct mmsghdr *msgvec, unsigned int vlen, int flags, struct timespec *timeout);
+int __wrap_recvmmsg(int fd, struct mmsghdr *msgvec, unsigned int vlen, int flags, struct timespec *timeout);
+ssize_t __wrap_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t len);
+
+ssize_t __wrap_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t len)
+{
+    struct nlmsghdr h;
+    if (!script.active || n < sizeof(h))
+        return __real_sendto(fd, buf, n, flags, addr, len);
+    memcpy(&h, buf, sizeof(h));
+    script.seq = h.nlmsg_seq;
+    return (ssize_t)n;
+}
+
+ssize_t __wrap_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    if (!script.active)
+        return __real_recvmsg(fd, msg, flags);
+    if (script.next >= script.n) {
+        errno = script.end_errno;
+        return -1;
+    }
+    const dgram *d = &script.dg[script.next++];
+    struct sockaddr_nl me, kernel;
+    socklen_t melen = sizeof(me);
+    memset(&me, 0, sizeof(me));
+    getsockname(fd, (struct sockaddr *)&me, &melen);
+    unsigned char *dst = msg->msg_iov[0].iov_base;
+    size_t n = d->len < msg->msg_iov[0].iov_len ? d->len : msg->msg_iov[0].iov_len;
+    memcpy(dst, d->b, n); /* the rest of the buffer keeps what it held */
+    for (size_t i = 0; i < d->nours; i++)
+        if (d->ours[i] + 16 <= n) {
+            memcpy(dst + d->ours[i] + 8, &script.seq, 4);
+            memcpy(dst + d->ours[i] + 12, &me.nl_pid, 4);
+        }
+    memset(&kernel, 0, sizeof(kernel));
+    kernel.nl_family = AF_NETLINK;
+    memcpy(msg->msg_name, &kernel, sizeof(kernel));
+    msg->msg_namelen = sizeof(kernel);
+    msg->msg_flags = n < d->len ? MSG_TRUNC : 0;
+    script.last = dst;
+    script.lastlen = n;
+    return (ssize_t)n;
+}
+
+/* recvmmsg as the kernel does it, over the forged datagrams: one recvmsg per slot until one
+ * fails. The walk checks (script.last) then hold for a batch of one datagram, which is what
+ * the malformed-input scripts give. */
+int __wrap_recvmmsg(int fd, struct mmsghdr *msgvec, unsigned int vlen, int flags, struct timespec *timeout)
+{
+    unsigned int i;
+    if (!script.active)
+        return __real_recvmmsg(fd, msgvec, vlen, flags, timeout);
+    for (i = 0; i < vlen; i++) {
+        ssize_t n = __wrap_recvmsg(fd, &msgvec[i].msg_hdr, flags);
+        if (n < 0)
+            break;
+        msgvec[i].msg_len = (unsigned int)n;
+    }
+    return i > 0 ? (int)i : -1;
+}
+
+static void script_set(const dgram *dg, size_t n, int end_errno)
+{
+    script.active = 1;
+    script.end_errno = end_errno;
+    script.dg = dg;
+    script.n = n;
+    script.next = 0;
+    script.last = NULL;
+}
+
+static void script_clear(void)
+{
+    script.active = 0;
+}
+
+static void mb_put(msgbuf *m, const void *p, size_t n)
+{
+    if (n)
+        memcpy(m->b + m->len, p, n);
+    m->len += n;
+}
+
+static void mb_pad(msgbuf *m)
+{
+    while (m->len % 4)
+        m->b[m->len++] = 0;
+}
+
+/* A message: header, family header; attributes follow; mb_end sets nlmsg_len. */
+static void mb_begin(msgbuf *m, uint16_t type, uint16_t flags, const void *fam, size_t famlen)
+{
+    struct nlmsghdr h = {0, type, flags, 0, 0};
+    memset(m, 0, sizeof(*m));
+    mb_put(m, &h, sizeof(h));
+    mb_put(m, fam, famlen);
+    mb_pad(m);
+}
+
+static size_t mb_attr(msgbuf *m, uint16_t type, const void *data, size_t dlen)
+{
+    struct rtattr a = {(unsigned short)RTA_LENGTH(dlen), type};
+    size_t at = m->len;
+    mb_put(m, &a, sizeof(a));
+    mb_put(m, data, dlen);
+    mb_pad(m);
+    return at;
+}
+
+static void mb_attr_u32(msgbuf *m, uint16_t type, uint32_t v)
+{
+    mb_attr(m, type, &v, sizeof(v));
+}
+
+static size_t mb_nest(msgbuf *m, uint16_t type)
+{
+    return mb_attr(m, type, NULL, 0);
+}
+
+static void mb_nest_end(msgbuf *m, size_t at)
+{
+    unsigned short l = (unsigned short)(m->len - at);
+    memcpy(m->b + at, &l, sizeof(l));
+}
+
+static void mb_end(msgbuf *m)
+{
+    uint32_t l = (uint32_t)m->len;
+    memcpy(m->b, &l, sizeof(l));
+}
+
+static void mb_set_len(msgbuf *m, uint32_t l)
+{
+    memcpy(m->b, &l, sizeof(l));
+}
+
+/* A control message (NLMSG_DONE / NLMSG_ERROR) with its error int. */
+static void mb_control(msgbuf *m, uint16_t type, uint16_t flags, int32_t error)
+{
+    mb_begin(m, type, flags, &error, sizeof(error));
+    mb_end(m);
+}
+
+/* A link message as the kernel sends it: ifinfomsg, IFLA_MTU, IFLA_AF_SPEC with AF_INET and
+ * AF_INET6 entries (IPv6 forwarding off, not disabled). */
+static void mb_link(msgbuf *m, uint16_t type, uint16_t flags, int ifindex, uint32_t mtu)
+{
+    struct ifinfomsg ifi;
+    memset(&ifi, 0, sizeof(ifi));
+    ifi.ifi_type = ARPHRD_ETHER;
+    ifi.ifi_index = ifindex;
+    ifi.ifi_flags = IFF_UP | IFF_RUNNING;
+    mb_begin(m, type, flags, &ifi, sizeof(ifi));
+    mb_attr_u32(m, IFLA_MTU, mtu);
+    size_t spec = mb_nest(m, IFLA_AF_SPEC);
+    size_t in4 = mb_nest(m, AF_INET);
+    uint32_t conf4[4] = {0};
+    mb_attr(m, 1 /* IFLA_INET_CONF */, conf4, sizeof(conf4));
+    mb_nest_end(m, in4);
+    size_t in6 = mb_nest(m, AF_INET6);
+    mb_attr_u32(m, NN_IFLA_INET6_FLAGS, 0);
+    int32_t conf6[NN_DEVCONF_DISABLE_IPV6 + 1] = {0};
+    mb_attr(m, NN_IFLA_INET6_CONF, conf6, sizeof(conf6));
+    mb_nest_end(m, in6);
+    mb_nest_end(m, spec);
+    mb_end(m);
+}
+
+static void mb_addr(msgbuf *m, uint8_t family, uint8_t prefixlen, int ifindex, const void *addr, size_t alen)
+{
+    struct ifaddrmsg ifa = {family, prefixlen, 0, RT_SCOPE_UNIVERSE, (uint32_t)ifindex};
+    mb_begin(m, RTM_NEWADDR, 0, &ifa, sizeof(ifa));
+    mb_attr(m, IFA_ADDRESS, addr, alen);
+    mb_end(m);
+}
+
+static void mb_route(msgbuf *m, uint8_t family, uint8_t dst_len, const void *dst, size_t dlen)
+{
+    struct rtmsg rtm = {family, dst_len, 0, 0, RT_TABLE_MAIN, RTPROT_STATIC, RT_SCOPE_UNIVERSE, RTN_UNICAST, 0};
+    mb_begin(m, RTM_NEWROUTE, 0, &rtm, sizeof(rtm));
+    mb_attr_u32(m, RTA_TABLE, RT_TABLE_MAIN);
+    if (dst)
+        mb_attr(m, RTA_DST, dst, dlen);
+    mb_attr_u32(m, RTA_OIF, 2);
+    mb_end(m);
+}
+
+static void dg_add(dgram *d, const msgbuf *m, int ours)
+{
+    if (ours)
+        d->ours[d->nours++] = d->len;
+    memcpy(d->b + d->len, m->b, m->len);
+    d->len += NLMSG_ALIGN(m->len);
+}
+
+/* The parsers on an exact-size heap copy: ASan sees any read past the message. */
+static struct nlmsghdr *mb_copy(const msgbuf *m)
+{
+    uint32_t l;
+    memcpy(&l, m->b, sizeof(l));
+    struct nlmsghdr *c = malloc(l < m->len ? m->len : l);
+    memcpy(c, m->b, m->len);
+    return c;
+}
+
+static int mb_parse_link(const msgbuf *m, nn_link_entry *link, int *nrows)
+{
+    nn_if_row rows[2];
+    struct nlmsghdr *c = mb_copy(m);
+    int rc = nn_nl_parse_link(c, link, rows, nrows);
+    free(c);
+    return rc;
+}
+
+static int mb_parse_addr(const msgbuf *m, nn_addr_row *row)
+{
+    struct nlmsghdr *c = mb_copy(m);
+    int rc = nn_nl_parse_addr(c, NULL, row);
+    free(c);
+    return rc;
+}
+
+static int mb_parse_route(const msgbuf *m, nn_route_row *rows, size_t max)
+{
+    struct nlmsghdr *c = mb_copy(m);
+    int rc = nn_nl_parse_route(c, NULL, rows, max);
+    free(c);
+    return rc;
+}
+
+typedef struct {
+    int calls, outside, types[8];
+} walk_seen;
+
+/* Counts the messages a walk hands over, and those not inside the datagram received last. */
+static int walk_cb(void *vctx, const struct nlmsghdr *nlh)
+{
+    walk_seen *w = vctx;
+    const unsigned char *p = (const unsigned char *)nlh;
+    if (!script.last || p < script.last || p + NLMSG_HDRLEN > script.last + script.lastlen ||
+        nlh->nlmsg_len > (size_t)(script.last + script.lastlen - p))
+        w->outside++;
+    if (w->calls < 8)
+        w->types[w->calls] = nlh->nlmsg_type;
+    w->calls++;
+    return 0;
+}
+
+static void test_malformed_parsers(void)
+{
+    msgbuf m;
+    nn_link_entry link;
+    nn_addr_row ar;
+    nn_route_row rr[4];
+    int n;
+    static const uint8_t v4[4] = {10, 0, 0, 1}, v6[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 1};
+
+    mb_link(&m, RTM_NEWLINK, 0, 5, 1500);
+    check(mb_parse_link(&m, &link, &n) == 0 && n == 2 && link.mtu == 1500, "forged link: parses, 2 rows");
+    /* truncated: nlmsg_len below the family header, or cut inside an attribute */
+    msgbuf t = m;
+    mb_set_len(&t, NLMSG_LENGTH(sizeof(struct ifinfomsg)) - 1);
+    check(mb_parse_link(&t, &link, &n) == -1 && n == 0, "link: nlmsg_len shorter than ifinfomsg: malformed");
+    t = m;
+    mb_set_len(&t, (uint32_t)m.len - 2);
+    check(mb_parse_link(&t, &link, &n) == -1, "link: last attribute beyond the message: malformed");
+    /* rta_len beyond the message, and below the attribute header */
+    size_t first = NLMSG_LENGTH(sizeof(struct ifinfomsg)); /* IFLA_MTU */
+    t = m;
+    unsigned short bad = (unsigned short)(m.len - first + 4);
+    memcpy(t.b + first, &bad, 2);
+    check(mb_parse_link(&t, &link, &n) == -1, "link: rta_len beyond the message: malformed");
+    t = m;
+    bad = 3;
+    memcpy(t.b + first, &bad, 2);
+    check(mb_parse_link(&t, &link, &n) == -1, "link: rta_len 3 (< sizeof(struct rtattr)): malformed");
+    /* a 2-byte IFLA_MTU reads as no MTU; unknown attributes (and flag bits) are ignored */
+    struct ifinfomsg ifi;
+    memset(&ifi, 0, sizeof(ifi));
+    ifi.ifi_type = ARPHRD_ETHER;
+    ifi.ifi_index = 6;
+    mb_begin(&m, RTM_NEWLINK, 0, &ifi, sizeof(ifi));
+    uint16_t mtu16 = 1500;
+    mb_attr(&m, IFLA_MTU, &mtu16, sizeof(mtu16));
+    mb_attr_u32(&m, 0x3ff0, 7);
+    size_t spec = mb_nest(&m, IFLA_AF_SPEC | NLA_F_NESTED);
+    size_t in6 = mb_nest(&m, AF_INET6 | NLA_F_NESTED);
+    mb_attr_u32(&m, 0x3fff, 1);
+    mb_nest_end(&m, in6);
+    size_t other = mb_nest(&m, 200); /* an address family nobody knows */
+    mb_nest_end(&m, other);
+    mb_nest_end(&m, spec);
+    mb_end(&m);
+    check(mb_parse_link(&m, &link, &n) == 0 && n == 1 && link.mtu == 0 && link.ifindex == 6,
+          "link: 2-byte IFLA_MTU read as absent; unknown attributes and families ignored");
+    /* an attribute inside AF_INET6 that overruns its nest */
+    t = m;
+    size_t inner = in6 + RTA_LENGTH(0);
+    bad = 40;
+    memcpy(t.b + inner, &bad, 2);
+    check(mb_parse_link(&t, &link, &n) == -1, "link: nested attribute beyond its nest: malformed");
+    t = m;
+    ifi.ifi_index = 0;
+    memcpy(t.b + NLMSG_HDRLEN, &ifi, sizeof(ifi));
+    check(mb_parse_link(&t, &link, &n) == -1, "link: ifindex 0: malformed");
+
+    mb_addr(&m, AF_INET, 24, 3, v4, 4);
+    check(mb_parse_addr(&m, &ar) == 1 && ar.on_link_prefix_length == 24, "forged address: parses");
+    mb_addr(&m, AF_INET, 33, 3, v4, 4);
+    check(mb_parse_addr(&m, &ar) == -1, "address: prefix length 33 for AF_INET: malformed");
+    mb_addr(&m, AF_INET6, 129, 3, v6, 16);
+    check(mb_parse_addr(&m, &ar) == -1, "address: prefix length 129 for AF_INET6: malformed");
+    mb_addr(&m, AF_INET6, 64, 3, v6, 4);
+    check(mb_parse_addr(&m, &ar) == -1, "address: 4-byte IFA_ADDRESS for AF_INET6: malformed");
+    mb_addr(&m, AF_INET, 24, 3, v4, 3);
+    check(mb_parse_addr(&m, &ar) == -1, "address: 3-byte IFA_ADDRESS for AF_INET: malformed");
+    mb_addr(&m, AF_INET, 24, 3, NULL, 0);
+    check(mb_parse_addr(&m, &ar) == -1, "address: empty IFA_ADDRESS: malformed");
+    mb_addr(&m, 17 /* AF_PACKET */, 24, 3, v4, 4);
+    check(mb_parse_addr(&m, &ar) == 0, "address: unknown family ignored");
+    mb_addr(&m, AF_INET, 24, 3, v4, 4);
+    t = m;
+    mb_set_len(&t, NLMSG_LENGTH(sizeof(struct ifaddrmsg)) - 1);
+    check(mb_parse_addr(&t, &ar) == -1, "address: nlmsg_len shorter than ifaddrmsg: malformed");
+    t = m;
+    mb_set_len(&t, NLMSG_LENGTH(sizeof(struct ifaddrmsg)) + 6);
+    check(mb_parse_addr(&t, &ar) == -1, "address: message cut inside IFA_ADDRESS: malformed");
+
+    mb_route(&m, AF_INET, 8, v4, 4);
+    check(mb_parse_route(&m, rr, 4) == 1 && rr[0].interface_index == 2, "forged route: parses");
+    mb_route(&m, AF_INET, 8, v4, 3);
+    check(mb_parse_route(&m, rr, 4) == -1, "route: 3-byte RTA_DST for AF_INET: malformed");
+    mb_route(&m, AF_INET, 33, v4, 4);
+    check(mb_parse_route(&m, rr, 4) == -1, "route: prefix length 33 for AF_INET: malformed");
+    mb_route(&m, AF_INET6, 129, v6, 16);
+    check(mb_parse_route(&m, rr, 4) == -1, "route: prefix length 129 for AF_INET6: malformed");
+    mb_route(&m, AF_INET6, 64, v6, 8);
+    check(mb_parse_route(&m, rr, 4) == -1, "route: 8-byte RTA_DST for AF_INET6: malformed");
+    /* gateways and multipath */
+    struct rtmsg rtm = {AF_INET, 16, 0, 0, RT_TABLE_MAIN, RTPROT_STATIC, RT_SCOPE_UNIVERSE, RTN_UNICAST, 0};
+    mb_begin(&m, RTM_NEWROUTE, 0, &rtm, sizeof(rtm));
+    mb_attr(&m, RTA_DST, v4, 4);
+    mb_attr(&m, RTA_GATEWAY, v4, 2);
+    mb_end(&m);
+    check(mb_parse_route(&m, rr, 4) == -1, "route: 2-byte RTA_GATEWAY: malformed");
+    mb_begin(&m, RTM_NEWROUTE, 0, &rtm, sizeof(rtm));
+    mb_attr(&m, RTA_DST, v4, 4);
+    unsigned char via[4] = {AF_INET6, 0, 0xfe, 0x80}; /* family AF_INET6, address cut short */
+    mb_attr(&m, NN_RTA_VIA, via, sizeof(via));
+    mb_end(&m);
+    check(mb_parse_route(&m, rr, 4) == -1, "route: RTA_VIA shorter than its family's address: malformed");
+    mb_begin(&m, RTM_NEWROUTE, 0, &rtm, sizeof(rtm));
+    mb_attr(&m, RTA_DST, v4, 4);
+    size_t mp = mb_nest(&m, RTA_MULTIPATH);
+    for (int hop = 0; hop < 3; hop++) {
+        struct rtnexthop nh = {0, 0, 0, 3 + hop};
+        size_t at = m.len;
+        mb_put(&m, &nh, sizeof(nh));
+        mb_attr(&m, RTA_GATEWAY, v4, 4);
+        unsigned short l = (unsigned short)(m.len - at);
+        memcpy(m.b + at, &l, sizeof(l));
+    }
+    mb_nest_end(&m, mp);
+    mb_end(&m);
+    nn_route_row one;
+    check(mb_parse_route(&m, rr, 4) == 3 && rr[2].interface_index == 5 && mb_parse_route(&m, &one, 1) == 3,
+          "route: 3 next hops; with room for 1 the count is still 3");
+    t = m;
+    unsigned short nhl = 200;
+    memcpy(t.b + mp + RTA_LENGTH(0), &nhl, 2);
+    check(mb_parse_route(&t, rr, 4) == -1, "route: rtnh_len beyond RTA_MULTIPATH: malformed");
+    t = m;
+    nhl = 4;
+    memcpy(t.b + mp + RTA_LENGTH(0), &nhl, 2);
+    check(mb_parse_route(&t, rr, 4) == -1, "route: rtnh_len below sizeof(struct rtnexthop): malformed");
+    mb_begin(&m, RTM_NEWROUTE, 0, &rtm, sizeof(rtm));
+    mb_attr(&m, RTA_DST, v4, 4);
+    mb_attr_u32(&m, 0x3ff1, 9);
+    uint16_t oif16 = 2;
+    mb_attr(&m, RTA_OIF, &oif16, sizeof(oif16));
+    mb_end(&m);
+    check(mb_parse_route(&m, rr, 4) == 1 && rr[0].interface_index == 0,
+          "route: unknown attribute ignored; 2-byte RTA_OIF read as absent");
+}
+
+static void test_malformed_walks(void)
+{
+    nn_nlsock s;
+    nn_error err = {0};
+    static dgram d[4];
+    msgbuf m;
+    walk_seen w;
+    static unsigned char buf[4096];
+
+    if (nn_nl_open(&s, NULL, 0, 0, &err) < 0) {
+        check(0, "open a socket for forged replies: %s %d", err.call, err.errnum);
+        return;
+    }
+
+    /* nn_nl_read. A datagram whose only message has an unaligned length, in a buffer that
+     * still holds an older message further on: the walk must stop at the datagram's end
+     * (NLMSG_NEXT on a size_t length wraps around and walks on into the stale bytes). */
+    memset(buf, 0, sizeof(buf));
+    mb_link(&m, RTM_NEWLINK, 0, 4, 1500);
+    memcpy(buf + 20, m.b, m.len); /* the stale message, where the next one would start */
+    memset(d, 0, sizeof(d));
+    mb_begin(&m, RTM_NEWLINK, 0, "x", 1);
+    mb_set_len(&m, NLMSG_HDRLEN + 1); /* 17 bytes */
+    memcpy(d[0].b, m.b, 17);
+    d[0].len = 17;
+    memset(&w, 0, sizeof(w));
+    script_set(d, 1, EAGAIN);
+    int rc = nn_nl_read(&s, buf, sizeof(buf), walk_cb, &w, &err);
+    script_clear();
+    check(rc == 1 && w.calls == 1 && w.outside == 0,
+          "read: unaligned last message: %d message(s) handed over, %d outside the datagram", w.calls, w.outside);
+
+    /* nlmsg_len beyond the datagram, below the header; unknown and control types */
+    memset(d, 0, sizeof(d));
+    mb_link(&m, RTM_NEWLINK, 0, 4, 1500);
+    dg_add(&d[0], &m, 0);
+    mb_set_len(&m, (uint32_t)m.len + 100);
+    dg_add(&d[0], &m, 0);
+    mb_begin(&m, RTM_NEWLINK, 0, NULL, 0);
+    mb_set_len(&m, 8);
+    dg_add(&d[1], &m, 0);
+    mb_link(&m, RTM_NEWLINK, 0, 4, 1500); /* not reachable after a bad length */
+    dg_add(&d[1], &m, 0);
+    mb_begin(&m, 0x1234, 0, "abcd", 4);
+    mb_end(&m);
+    dg_add(&d[2], &m, 0);
+    mb_control(&m, NLMSG_NOOP, 0, 0);
+    dg_add(&d[2], &m, 0);
+    mb_control(&m, NLMSG_ERROR, 0, -EINVAL);
+    dg_add(&d[2], &m, 0);
+    mb_control(&m, NLMSG_DONE, 0, 0);
+    dg_add(&d[2], &m, 0);
+    mb_control(&m, NLMSG_OVERRUN, 0, 0);
+    dg_add(&d[2], &m, 0);
+    memset(&w, 0, sizeof(w));
+    script_set(d, 3, EAGAIN);
+    rc = nn_nl_read(&s, buf, sizeof(buf), walk_cb, &w, &err);
+    script_clear();
+    check(rc == 3 && w.calls == 2 && w.types[0] == RTM_NEWLINK && w.types[1] == 0x1234 && w.outside == 0,
+          "read: message longer than its datagram and one shorter than a header dropped, unknown type handed "
+          "over, control messages not (%d handed over)",
+          w.calls);
+
+    /* nn_nl_dump. Same unaligned end, in its own buffer: the first datagram's message holds,
+     * past offset 20, a reply and an NLMSG_DONE; a walk that overruns the second datagram
+     * (17 bytes) takes them for new ones and ends the dump before the real NLMSG_DONE. */
+    memset(d, 0, sizeof(d));
+    mb_begin(&m, RTM_NEWLINK, NLM_F_MULTI, NULL, 0);
+    mb_put(&m, "\0\0\0\0", 4);
+    msgbuf inner;
+    mb_link(&inner, RTM_NEWLINK, NLM_F_MULTI, 9, 1500);
+    mb_set_len(&inner, 20);
+    mb_put(&m, inner.b, 20);
+    mb_control(&inner, NLMSG_DONE, NLM_F_MULTI, 0);
+    mb_put(&m, inner.b, inner.len);
+    mb_put(&m, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 16);
+    mb_end(&m);
+    dg_add(&d[0], &m, 1);
+    d[0].ours[d[0].nours++] = 20;
+    d[0].ours[d[0].nours++] = 40;
+    mb_begin(&m, RTM_NEWLINK, NLM_F_MULTI, "x", 1);
+    mb_set_len(&m, 17);
+    dg_add(&d[1], &m, 1);
+    d[1].len = 17;
+    mb_control(&m, NLMSG_DONE, NLM_F_MULTI, 0);
+    dg_add(&d[2], &m, 1);
+    memset(&w, 0, sizeof(w));
+    script_set(d, 3, EIO);
+    rc = nn_nl_dump(&s, RTM_GETLINK, AF_UNSPEC, walk_cb, NULL, &w, &err);
+    size_t consumed = script.next;
+    script_clear();
+    check(rc == 0 && w.calls == 2 && consumed == 3,
+          "dump: unaligned last message of a part: %d replies, %zu of 3 datagrams read", w.calls, consumed);
+
+    /* NLM_F_DUMP_INTR: the replies from the flagged one on are not handed over, the dump is
+     * drained to its NLMSG_DONE and reports NN_DUMP_INTR */
+    memset(d, 0, sizeof(d));
+    mb_link(&m, RTM_NEWLINK, NLM_F_MULTI, 4, 1500);
+    dg_add(&d[0], &m, 1);
+    mb_link(&m, RTM_NEWLINK, NLM_F_MULTI | NLM_F_DUMP_INTR, 5, 1500);
+    dg_add(&d[0], &m, 1);
+    mb_link(&m, RTM_NEWLINK, NLM_F_MULTI, 6, 1500);
+    dg_add(&d[1], &m, 1);
+    mb_control(&m, NLMSG_DONE, NLM_F_MULTI | NLM_F_DUMP_INTR, 0);
+    dg_add(&d[1], &m, 1);
+    memset(&w, 0, sizeof(w));
+    script_set(d, 2, EIO);
+    rc = nn_nl_dump(&s, RTM_GETLINK, AF_UNSPEC, walk_cb, NULL, &w, &err);
+    consumed = script.next;
+    script_clear();
+    check(rc == NN_DUMP_INTR && w.calls == 1 && consumed == 2,
+          "dump: NLM_F_DUMP_INTR on a part: NN_DUMP_INTR (%d), %d reply before it, drained", rc, w.calls);
+    /* the flag on NLMSG_DONE alone */
+    memset(d, 0, sizeof(d));
+    mb_link(&m, RTM_NEWLINK, NLM_F_MULTI, 4, 1500);
+    dg_add(&d[0], &m, 1);
+    mb_control(&m, NLMSG_DONE, NLM_F_MULTI | NLM_F_DUMP_INTR, 0);
+    dg_add(&d[0], &m, 1);
+    memset(&w, 0, sizeof(w));
+    script_set(d, 1, EIO);
+    rc = nn_nl_dump(&s, RTM_GETLINK, AF_UNSPEC, walk_cb, NULL, &w, &err);
+    script_clear();
+    check(rc == NN_DUMP_INTR && w.calls == 1, "dump: NLM_F_DUMP_INTR on NLMSG_DONE only: NN_DUMP_INTR (%d)", rc);
+
+    /* errors: NLMSG_ERROR, NLMSG_DONE with an error, an error out of range, no end at all;
+     * unknown types are handed over (and skipped by the link dump) */
+    static const struct {
+        uint16_t type;
+        int32_t error;
+        int errnum;
+    } errs[] = {{NLMSG_ERROR, -EOPNOTSUPP, EOPNOTSUPP}, {NLMSG_DONE, -EBUSY, EBUSY},
+                {NLMSG_ERROR, 5, EPROTO},               {NLMSG_ERROR, -100000, EPROTO}};
+    for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+        memset(d, 0, sizeof(d));
+        mb_control(&m, errs[i].type, 0, errs[i].error);
+        dg_add(&d[0], &m, 1);
+        script_set(d, 1, EIO);
+        memset(&err, 0, sizeof(err));
+        rc = nn_nl_dump(&s, RTM_GETLINK, AF_UNSPEC, walk_cb, NULL, &w, &err);
+        script_clear();
+        check(rc == -1 && err.errnum == errs[i].errnum && err.call && !strcmp(err.call, "rtnetlink dump"),
+              "dump: %s %d: error errno %d", errs[i].type == NLMSG_ERROR ? "NLMSG_ERROR" : "NLMSG_DONE",
+              (int)errs[i].error, err.errnum);
+    }
+    memset(d, 0, sizeof(d));
+    mb_link(&m, RTM_NEWLINK, NLM_F_MULTI, 4, 1500);
+    dg_add(&d[0], &m, 1);
+    script_set(d, 1, EIO);
+    rc = nn_nl_dump(&s, RTM_GETLINK, AF_UNSPEC, walk_cb, NULL, &w, &err);
+    script_clear();
+    check(rc == -1 && err.errnum == EIO, "dump: replies without NLMSG_DONE, then a receive error: fails");
+
+    nn_map links;
+    nn_map_init(&links, sizeof(uint32_t), sizeof(nn_link_entry));
+    memset(d, 0, sizeof(d));
+    mb_link(&m, RTM_NEWLINK, NLM_F_MULTI, 4, 1500);
+    dg_add(&d[0], &m, 1);
+    mb_begin(&m, 0x77, NLM_F_MULTI, "abcdefgh", 8);
+    mb_end(&m);
+    dg_add(&d[0], &m, 1);
+    mb_link(&m, RTM_NEWLINK, NLM_F_MULTI, 0, 1500); /* malformed: ifindex 0 */
+    dg_add(&d[0], &m, 1);
+    mb_control(&m, NLMSG_DONE, NLM_F_MULTI, 0);
+    dg_add(&d[0], &m, 1);
+    script_set(d, 1, EIO);
+    rc = nn_nl_dump_links(&s, &links, &err);
+    script_clear();
+    uint32_t four = 4;
+    check(rc == 0 && links.count == 1 && nn_map_get(&links, &four),
+          "dump_links: an unknown message type and a malformed link skipped (%zu links)", links.count);
+    nn_map_free(&links);
+    nn_nl_close(&s);
+}
+
+/* The callers of an interrupted dump start again: the table holds only the last attempt. */
+static void test_interrupted_tables(void)
+{
+    static dgram d[8];
+    msgbuf m;
+    nn_table t;
+    nn_error err = {0};
+    static const uint8_t v4a[4] = {10, 0, 0, 1}, v4b[4] = {10, 0, 0, 2};
+
+    memset(d, 0, sizeof(d));
+    mb_link(&m, RTM_NEWLINK, NLM_F_MULTI, 4, 1500); /* attempt 1: interrupted */
+    dg_add(&d[0], &m, 1);
+    mb_control(&m, NLMSG_DONE, NLM_F_MULTI | NLM_F_DUMP_INTR, 0);
+    dg_add(&d[0], &m, 1);
+    mb_link(&m, RTM_NEWLINK, NLM_F_MULTI, 5, 1500); /* attempt 2 */
+    dg_add(&d[1], &m, 1);
+    mb_control(&m, NLMSG_DONE, NLM_F_MULTI, 0);
+    dg_add(&d[1], &m, 1);
+    script_set(d, 2, EIO);
+    int rc = nn_nl_get_table(NN_KIND_INTERFACE, AF_UNSPEC, &t, &err);
+    script_clear();
+    const nn_if_row *ir = t.rows;
+    check(rc == 0 && t.count == 2 && ir[0].interface_index == 5 && ir[1].interface_index == 5,
+          "interface table: an interrupted dump is done again (%zu rows, from the second)", t.count);
+    nn_table_free(&t);
+
+    /* the address dump interrupted: links and addresses again */
+    memset(d, 0, sizeof(d));
+    for (int attempt = 0; attempt < 2; attempt++) {
+        mb_link(&m, RTM_NEWLINK, NLM_F_MULTI, 4, 1500);
+        dg_add(&d[2 * attempt], &m, 1);
+        mb_control(&m, NLMSG_DONE, NLM_F_MULTI, 0);
+        dg_add(&d[2 * attempt], &m, 1);
+        mb_addr(&m, AF_INET, 24, 4, attempt ? v4b : v4a, 4);
+        dg_add(&d[2 * attempt + 1], &m, 1);
+        mb_control(&m, NLMSG_DONE, NLM_F_MULTI | (attempt ? 0 : NLM_F_DUMP_INTR), 0);
+        dg_add(&d[2 * attempt + 1], &m, 1);
+    }
+    script_set(d, 4, EIO);
+    rc = nn_nl_get_table(NN_KIND_ADDRESS, AF_UNSPEC, &t, &err);
+    size_t consumed = script.next;
+    script_clear();
+    const nn_addr_row *ar = t.rows;
+    check(rc == 0 && t.count == 1 && ar[0].address.addr[3] == 2 && consumed == 4,
+          "address table: an interrupted address dump is done again with the links (%zu rows)", t.count);
+    nn_table_free(&t);
+
+    /* interrupted every time: the last attempt is returned as it is, after the retries */
+    memset(d, 0, sizeof(d));
+    for (int i = 0; i < 8; i++) {
+        mb_link(&m, RTM_NEWLINK, NLM_F_MULTI, 4, 1500);
+        dg_add(&d[i], &m, 1);
+        mb_control(&m, NLMSG_DONE, NLM_F_MULTI | NLM_F_DUMP_INTR, 0);
+        dg_add(&d[i], &m, 1);
+    }
+    script_set(d, 8, EIO);
+    rc = nn_nl_get_table(NN_KIND_INTERFACE, AF_UNSPEC, &t, &err);
+    consumed = script.next;
+    script_clear();
+    check(rc == 0 && consumed == NN_DUMP_RETRIES + 1,
+          "interface table: interrupted every time: %zu attempts, then the last kept", consumed);
+    nn_table_free(&t);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -713,6 +1370,9 @@ int main(void)
     test_notifications();
     test_extras();
     test_robustness();
+    test_malformed_parsers();
+    test_malformed_walks();
+    test_interrupted_tables();
     printf("%s (%d failures)\n", failures ? "FAILED" : "PASSED", failures);
     return failures != 0;
 }
