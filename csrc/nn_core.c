@@ -27,6 +27,8 @@ typedef struct {
     int family;
     PyObject *callback;
     PyObject *context;
+    int cancelled_inside; /* a cancel from inside the running callback left reg on the handle; only
+                           * the thread that runs the callback reads or writes it */
 } nn_handleobj;
 
 static nn_mutex nn_lock = NN_MUTEX_INIT;
@@ -103,6 +105,26 @@ static void nn_live_unlink(nn_reg *reg) /* core lock held */
 
 /* ------------------------------------------------------------------ dispatch */
 
+/* After a callback of h returned, on its thread (h kept alive by the caller): a cancel from
+ * inside it left reg on the handle, so that a cancel() from another thread meanwhile waited
+ * for the callback (nn_wait_cancelled); the callback has returned, the handle lets go. */
+static void nn_callback_returned(nn_handleobj *h, nn_reg *reg)
+{
+    int drop = 0;
+
+    if (!h->cancelled_inside)
+        return;
+    h->cancelled_inside = 0;
+    nn_core_lock();
+    if (h->reg == reg) {
+        h->reg = NULL;
+        drop = 1;
+    }
+    nn_core_unlock();
+    if (drop)
+        nn_reg_decref(reg); /* the handle's reference */
+}
+
 /* Runs with the GIL held; a single exit, so that the caller releases the GIL once. */
 static void nn_dispatch(nn_reg *reg, const nn_event *ev)
 {
@@ -136,6 +158,7 @@ static void nn_dispatch(nn_reg *reg, const nn_event *ev)
     /* A stable-table registration ends with its one callback. */
     if (reg->kind == NN_KIND_STABLE && nn_cancel(st, (PyObject *)h, 0) < 0)
         PyErr_WriteUnraisable((PyObject *)h);
+    nn_callback_returned(h, reg);
     Py_XDECREF(result);
     Py_XDECREF(arg);
     Py_DECREF(context);
@@ -233,8 +256,11 @@ void nn_core_report_error(nn_reg *reg, const nn_error *err)
 
     gil = PyGILState_Ensure();
     h = (nn_handleobj *)reg->owner;
+    Py_INCREF((PyObject *)h); /* the hook may cancel it */
     nn_raise(nn_state_of_type(Py_TYPE((PyObject *)h)), err);
     PyErr_WriteUnraisable(h->callback);
+    nn_callback_returned(h, reg);
+    Py_DECREF((PyObject *)h);
     PyGILState_Release(gil);
 
     nn_core_lock();
@@ -311,12 +337,18 @@ int nn_cancel(nn_state *st, PyObject *obj, int strict)
         nn_cond_wait(&nn_changed, &nn_lock);
     reg->finished = 1;
     h->state = NN_H_DONE;
-    h->reg = NULL;
+    /* From inside the callback, the handle keeps reg until the callback returns: a cancel()
+     * from another thread meanwhile must wait for it, and finds it there. */
+    if (!from_callback)
+        h->reg = NULL;
     nn_cond_broadcast(&nn_changed);
     nn_core_unlock();
     Py_END_ALLOW_THREADS
 
-    nn_reg_decref(reg); /* the handle's reference */
+    if (from_callback)
+        h->cancelled_inside = 1; /* nn_callback_returned lets go of reg */
+    else
+        nn_reg_decref(reg); /* the handle's reference */
     Py_DECREF((PyObject *)h);       /* the reference the live registration held */
     return 0;
 }
@@ -557,7 +589,8 @@ static void nn_handle_dealloc(PyObject *self)
 
     PyObject_GC_UnTrack(self);
     nn_handle_clear(self);
-    if (h->reg != NULL) /* never live (a failed registration): nothing else holds it */
+    if (h->reg != NULL) /* never live (a failed registration), or cancelled from inside a callback
+                         * that could not let go (a hook that never returned to us) */
         nn_reg_decref(h->reg);
     tp_free(self);
     Py_DECREF(tp);
