@@ -35,6 +35,7 @@ static nn_mutex nn_lock = NN_MUTEX_INIT;
 static nn_cond nn_changed = NN_COND_INIT;
 static nn_reg *nn_live;      /* [core] active registrations */
 static int nn_finalizing;    /* [core] set by the atexit hook */
+static unsigned nn_forks;    /* [core] forks this process descends from (incremented in the child) */
 
 static int nn_reg_is_finalizing(void);
 
@@ -276,12 +277,14 @@ int nn_is_handle(nn_state *st, PyObject *obj)
     return PyObject_TypeCheck(obj, (PyTypeObject *)st->handle_type);
 }
 
-/* Waits, GIL released, until another thread's cancel of reg has finished. */
+/* Waits, GIL released, until another thread's cancel of reg has finished. In the child of a
+ * fork, a registration of the parent has nothing to wait for: the thread that was cancelling
+ * it, or running its callback, did not survive the fork. */
 static void nn_wait_cancelled(nn_reg *reg)
 {
     Py_BEGIN_ALLOW_THREADS
     nn_core_lock();
-    while (!(reg->running && nn_thread_equal(reg->runner, nn_thread_self())) &&
+    while (reg->forks == nn_forks && !(reg->running && nn_thread_equal(reg->runner, nn_thread_self())) &&
            (!reg->finished || reg->running))
         nn_cond_wait(&nn_changed, &nn_lock);
     nn_core_unlock();
@@ -376,14 +379,15 @@ void nn_shutdown(void)
 
 #ifndef _WIN32
 /* In the child of fork() only the forking thread exists: no callback is running and the
- * inherited registrations must never call back. They stay listed, so that cancel() and
- * the exit hook still release them. */
+ * inherited registrations must never call back (their handles read as not active). They
+ * stay listed, so that cancel() and the exit hook still release them. */
 void nn_core_after_fork_child(void)
 {
     nn_reg *reg;
 
     pthread_mutex_init(&nn_lock, NULL);
     pthread_cond_init(&nn_changed, NULL);
+    nn_forks++;
     for (reg = nn_live; reg != NULL; reg = reg->next) {
         reg->cancelled = 1;
         reg->running = 0;
@@ -448,6 +452,7 @@ PyObject *nn_register(nn_state *st, nn_kind kind, int family, PyObject *callback
     reg->owner = h;
     reg->refcnt = 1; /* the handle's */
     nn_core_lock();
+    reg->forks = nn_forks;
     h->reg = reg;
     h->state = NN_H_ACTIVE;
     nn_core_unlock();
@@ -530,7 +535,7 @@ static PyObject *nn_handle_active(PyObject *self, void *closure)
 
     (void)closure;
     nn_core_lock();
-    active = h->state == NN_H_ACTIVE;
+    active = h->state == NN_H_ACTIVE && !h->reg->cancelled; /* cancelled while ACTIVE: inherited by fork */
     nn_core_unlock();
     return PyBool_FromLong(active);
 }
@@ -558,9 +563,14 @@ static PyObject *nn_handle_repr(PyObject *self)
 
     nn_core_lock();
     state = h->state;
+    if (state == NN_H_ACTIVE && h->reg->cancelled)
+        state = -1; /* inherited by fork: never calls back here */
     nn_core_unlock();
     return PyUnicode_FromFormat("<NotificationHandle %s family=%d %s>", nn_kind_names[h->kind], h->family,
-                                state == NN_H_ACTIVE ? "active" : (state == NN_H_DONE ? "cancelled" : "cancelling"));
+                                state == NN_H_ACTIVE ? "active"
+                                : state == NN_H_DONE ? "cancelled"
+                                : state < 0          ? "inherited"
+                                                     : "cancelling");
 }
 
 static int nn_handle_traverse(PyObject *self, visitproc visit, void *arg)
