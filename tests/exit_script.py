@@ -47,6 +47,8 @@ import nettest  # noqa: E402
 
 import netnotify  # noqa: E402
 
+assert sys.platform == "linux", "it changes the network in namespaces: Linux only"  # mypy: Linux only
+
 
 def keep_changing_routes() -> None:
     n = 0

@@ -4,6 +4,7 @@
     python fork_script.py sys_exit        the child ends with sys.exit(0): atexit hooks, netnotify's included
     python fork_script.py cancelling      fork while another thread is inside cancel(), waiting for a callback
     python fork_script.py self_cancelled  the same, after that callback cancelled its own registration
+    python fork_script.py watcher_busy    fork while a watch() callback runs (it blocks) in the parent
     python fork_script.py multiprocessing a multiprocessing Process with the "fork" start method
 
 The script makes a private network namespace of its own, with flood.py changing routes, addresses and links.
@@ -60,6 +61,7 @@ class Parent:
         # flood.py keeps IPv6 addresses tentative: the stable-table registration usually waits
         self.stable = stable if isinstance(stable, netnotify.NotificationHandle) else None
         self.watcher = netnotify.watch("interface", "address", "route", callback=self.watch_cb)
+        self.watchers: list[netnotify.Watcher] = []  # more, that some modes fork with
 
     def note(self, kind: str) -> None:
         if os.getpid() != PARENT:
@@ -99,6 +101,7 @@ def child_checks(parent: Parent, seconds: float) -> dict[str, Any]:
     """What a child sees of the parent's registrations, and whether it can use netnotify itself."""
     result: dict[str, Any] = {"pid": os.getpid()}
     result["inherited_active"] = {kind: h.active for kind, h in parent.handles.items()}
+    result["inherited_watchers_closed"] = [w.closed for w in [parent.watcher, *parent.watchers]]
     time.sleep(seconds)  # changes keep flowing: no parent callback may run here
     result.update(new_registrations_work())
     # The parent's handles in the child: every form of cancel returns at once.
@@ -116,6 +119,17 @@ def child_checks(parent: Parent, seconds: float) -> dict[str, Any]:
     parent.watcher.close()
     if "blocked" in parent.handles:  # the parent was inside cancel() of it when it forked
         parent.handles["blocked"].cancel()
+    result["inherited_queued_events"] = 0
+    for watcher in parent.watchers:
+        try:
+            while True:  # what was queued at the fork can still be taken, then the watcher ends
+                watcher.get(timeout=5)
+                result["inherited_queued_events"] += 1
+        except netnotify.WatcherClosed:
+            result["inherited_queued_end"] = "WatcherClosed"
+        except TypeError:
+            pass  # a watcher with a callback cannot be iterated
+        watcher.close()
     result["inherited_cancel_seconds"] = round(time.monotonic() - started, 4)
     result["inherited_active_after_cancel"] = {kind: h.active for kind, h in parent.handles.items()}
     return result
@@ -210,6 +224,34 @@ def fork_while_a_cancel_waits(parent: Parent, inside: bool) -> dict[str, Any]:
     return child
 
 
+def fork_while_a_watcher_delivers(parent: Parent) -> dict[str, Any]:
+    """Forks while the parent's watcher is delivering: its callback blocks, with the watcher's delivery
+    marked as in progress by a thread (the dispatcher) that the child does not have."""
+    entered, release = threading.Event(), threading.Event()
+    queued: list[netnotify.Watcher] = []
+
+    def blocking(event: netnotify.Event) -> None:
+        if os.getpid() == PARENT and not entered.is_set():
+            entered.set()
+            release.wait(30)
+
+    busy = netnotify.watch("route", callback=blocking)
+    if not entered.wait(10):
+        raise SystemExit("the blocking watcher callback did not run")
+    queued.append(netnotify.watch("route", snapshot=True))  # queued, read by nobody: its snapshot waits
+    time.sleep(0.2)
+    parent.watchers = [busy, *queued]
+    pid, fd = fork_child(parent, 0.3, "os_exit")
+    release.set()
+    child = reap(pid, fd)
+    parent.watchers = []
+    busy.close()
+    for watcher in queued:
+        watcher.close()
+    parent.wait_flowing()
+    return child
+
+
 def main(mode: str) -> int:
     stresslib.enter_private_netns()
     stresslib.prepare_links()
@@ -225,6 +267,8 @@ def main(mode: str) -> int:
             parent.wait_flowing()  # the parent keeps receiving after each fork
     elif mode in ("cancelling", "self_cancelled"):
         children.append(fork_while_a_cancel_waits(parent, inside=mode == "self_cancelled"))
+    elif mode == "watcher_busy":
+        children.append(fork_while_a_watcher_delivers(parent))
     else:
         context = multiprocessing.get_context("fork")
         queue = context.Queue()

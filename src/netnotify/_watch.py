@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import os
 import socket
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
@@ -246,6 +248,7 @@ class Watcher:
         self._pending: dict[Key | object, Event] = {}
         self._timer: threading.Timer | None = None
         self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        _WATCHERS.add(self)  # for _after_fork_in_child
 
     # ------------------------------------------------------------------ start
 
@@ -625,6 +628,30 @@ class Watcher:
         kinds = ",".join(self.kinds)
         state = "closed" if self._closed else "open"
         return f"<Watcher {kinds} {self.family.name} {state} queued={len(self)}>"
+
+
+# fork(): the child has none of the threads that deliver to a watcher (the dispatcher, a settle timer), and
+# the registrations it inherits never call back (docs/reliability.md, "fork"). A thread of the parent may have
+# held a watcher's lock, or been delivering to its callback, at the fork: each inherited watcher gets fresh
+# locks and is closed (what it had queued can still be taken; close() releases its registrations).
+_WATCHERS: weakref.WeakSet[Watcher] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for watcher in list(_WATCHERS):
+        watcher._lock = threading.RLock()
+        watcher._cond = threading.Condition(watcher._lock)
+        watcher._waiting = 0
+        watcher._deliverer = None
+        watcher._timer = None
+        watcher._async_waiters = []
+        watcher._pending.clear()
+        watcher._outbox.clear()
+        watcher._closed = True
+
+
+if sys.platform != "win32":
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _set_done(future: asyncio.Future[None]) -> None:
