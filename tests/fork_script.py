@@ -57,6 +57,8 @@ class Parent:
         self.handles["interface"] = netnotify.notify_ip_interface_change(family, self.row_cb("interface"))
         self.handles["address"] = netnotify.notify_unicast_ip_address_change(family, self.row_cb("address"))
         self.handles["route"] = netnotify.notify_route_change2(family, self.row_cb("route"), None, True)
+        # Never cancelled by a child: released by the child's exit hook (sys_exit), or not at all (os._exit).
+        self.handles["spare"] = netnotify.notify_route_change2(socket.AF_INET, self.row_cb("spare"))
         stable = netnotify.notify_stable_unicast_ip_address_table(socket.AF_INET6, self.stable_cb)
         # flood.py keeps IPv6 addresses tentative: the stable-table registration usually waits
         self.stable = stable if isinstance(stable, netnotify.NotificationHandle) else None
