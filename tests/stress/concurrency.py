@@ -128,6 +128,7 @@ class Run:
         self.violations: list[str] = []
         self.errors: list[str] = []
         self.cancel_seconds: list[float] = []
+        self.slow_cancels: list[tuple[float, str]] = []  # (seconds, what), the slowest few
         self.callback_rng = random.Random(args.seed)  # used by callbacks only
 
     # ------------------------------------------------------------------ bookkeeping
@@ -297,6 +298,8 @@ class Run:
             elapsed = time.monotonic() - started
             with self.stats_lock:
                 self.cancel_seconds.append(elapsed)
+                what = "close" if t.watcher is not None else how
+                self.slow_cancels = sorted([*self.slow_cancels, (elapsed, f"{t.kind} {what}")])[-5:]
             if elapsed > self.args.cancel_bound:
                 self.violation(f"{t.kind}: cancel took {elapsed:.2f} s")
 
@@ -444,6 +447,8 @@ def main() -> int:
         "counts": dict(sorted(run.counts.items())),
         "cancel_max_ms": round(1000 * cancels[-1], 2) if cancels else None,
         "cancel_median_ms": round(1000 * cancels[len(cancels) // 2], 3) if cancels else None,
+        "cancel_p999_ms": round(1000 * cancels[len(cancels) * 999 // 1000], 2) if cancels else None,
+        "slowest_cancels": [f"{what}: {1000 * seconds:.1f} ms" for seconds, what in run.slow_cancels],
         "failures": failures,
     }
     line = json.dumps(report)
