@@ -1,7 +1,7 @@
 """Registrations still live at interpreter exit: cancelled by netnotify's atexit hook, promptly, quietly.
 
 The four ways a process ends (normal exit, sys.exit(), an unhandled exception, SIGINT during a callback) are
-checked by tests/stress/shutdown.py, RUNS times in a row each (NETNOTIFY_SHUTDOWN_RUNS, default 40) while
+checked by tests/stress/shutdown.py, RUNS times in a row each (NETNOTIFY_SHUTDOWN_RUNS, default 50) while
 changes flood in; the full run (docs/reliability.md, "Shutdown"):
 
     python tests/stress/shutdown.py --runs 200
@@ -25,7 +25,7 @@ EXIT_SCRIPT = TESTS_DIR / "exit_script.py"
 SHUTDOWN_STRESS = TESTS_DIR / "stress" / "shutdown.py"
 EXIT_BUDGET = 10.0  # seconds from "ready" (the main thread ending) to the process being gone
 FLOODED_EXIT_BUDGET = 5.0  # the same, for each run of shutdown.py
-RUNS = int(os.environ.get("NETNOTIFY_SHUTDOWN_RUNS", "40"))
+RUNS = int(os.environ.get("NETNOTIFY_SHUTDOWN_RUNS", "50"))
 
 
 @pytest.mark.parametrize("mode", ["churn", "sleeping"])
