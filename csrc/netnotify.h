@@ -241,6 +241,7 @@ struct nn_reg {
     int running;               /* [core] a callback is executing now */
     int finished;              /* [core] cancel has completed */
     nn_thread_id runner;       /* [core] its thread, valid while running */
+    unsigned forks;            /* [core] forks the process had gone through when it registered */
     nn_reg *next, *prev;       /* [core] list of live registrations */
     void *backend;             /* [backend] */
 };

@@ -86,25 +86,47 @@ error:
     return NULL;
 }
 
+static void nn_bell_release(nn_bellobj *o)
+{
+    if (o->bell != NULL) {
+        nn_core_lock();
+        nn_bell_decref(o->bell); /* a session that will still ring it holds its own reference */
+        nn_core_unlock();
+        o->bell = NULL;
+    }
+}
+
 static void nn_bell_dealloc(PyObject *self)
 {
     nn_bellobj *o = (nn_bellobj *)self;
     PyTypeObject *tp = Py_TYPE(self);
     freefunc tp_free = (freefunc)PyType_GetSlot(tp, Py_tp_free);
 
-    if (o->bell != NULL) {
-        nn_core_lock();
-        nn_bell_decref(o->bell);
-        nn_core_unlock();
-        o->bell = NULL;
-    }
+    nn_bell_release(o);
     tp_free(self);
     Py_DECREF(tp);
 }
 
+/* The doorbell, or NULL with ValueError set once it is closed. */
+static nn_bell *nn_bell_open(PyObject *self)
+{
+    nn_bell *b = ((nn_bellobj *)self)->bell;
+
+    if (b == NULL)
+        PyErr_SetString(PyExc_ValueError, "the doorbell is closed");
+    return b;
+}
+
+static PyObject *nn_bell_close(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    nn_bell_release((nn_bellobj *)self);
+    Py_RETURN_NONE;
+}
+
 static PyObject *nn_bell_ring(PyObject *self, PyObject *args)
 {
-    nn_bellobj *o = (nn_bellobj *)self;
+    nn_bell *b;
     PyObject *arg = NULL;
     unsigned long long count = 1;
 
@@ -112,22 +134,26 @@ static PyObject *nn_bell_ring(PyObject *self, PyObject *args)
         return NULL;
     if (arg != NULL && nn_py_to_uint(arg, 0xffffffffu, &count, "count") < 0)
         return NULL; /* TypeError, or OverflowError (negative or too large) */
+    if ((b = nn_bell_open(self)) == NULL)
+        return NULL;
     if (count == 0)
         Py_RETURN_NONE;
-    if (!nn_core_defer_ring(o->bell, (unsigned)count) && nn_bell_write(o->bell, (unsigned)count) < 0)
+    if (!nn_core_defer_ring(b, (unsigned)count) && nn_bell_write(b, (unsigned)count) < 0)
         return PyErr_SetFromErrno(PyExc_OSError);
     Py_RETURN_NONE;
 }
 
 static PyObject *nn_bell_take(PyObject *self, PyObject *unused)
 {
-    nn_bellobj *o = (nn_bellobj *)self;
+    nn_bell *b;
     uint64_t value = 0;
     ssize_t n;
 
     (void)unused;
+    if ((b = nn_bell_open(self)) == NULL)
+        return NULL;
     do
-        n = read(o->bell->fd, &value, sizeof value);
+        n = read(b->fd, &value, sizeof value);
     while (n < 0 && errno == EINTR);
     if (n < 0 && errno == EAGAIN)
         return PyLong_FromLong(0);
@@ -138,8 +164,12 @@ static PyObject *nn_bell_take(PyObject *self, PyObject *unused)
 
 static PyObject *nn_bell_fileno(PyObject *self, PyObject *unused)
 {
+    nn_bell *b;
+
     (void)unused;
-    return PyLong_FromLong(((nn_bellobj *)self)->bell->fd);
+    if ((b = nn_bell_open(self)) == NULL)
+        return NULL;
+    return PyLong_FromLong(b->fd);
 }
 
 static PyMethodDef nn_bell_methods[] = {
@@ -148,7 +178,10 @@ static PyMethodDef nn_bell_methods[] = {
      "callback, else now."},
     {"take", nn_bell_take, METH_NOARGS,
      "take()\n--\n\nRead the eventfd without blocking: 1 (semaphore), the count, or 0 if it is not set."},
-    {"fileno", nn_bell_fileno, METH_NOARGS, "fileno()\n--\n\nThe eventfd, to wait on with select."},
+    {"fileno", nn_bell_fileno, METH_NOARGS, "fileno()\n--\n\nThe eventfd, to wait on with poll."},
+    {"close", nn_bell_close, METH_NOARGS,
+     "close()\n--\n\nLet the eventfd go (closed once no delivery session still has to ring it); idempotent. "
+     "ring, take and fileno then raise ValueError."},
     {NULL, NULL, 0, NULL}};
 
 static PyType_Slot nn_bell_slots[] = {

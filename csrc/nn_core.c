@@ -27,12 +27,15 @@ typedef struct {
     int family;
     PyObject *callback;
     PyObject *context;
+    int cancelled_inside; /* a cancel from inside the running callback left reg on the handle; only
+                           * the thread that runs the callback reads or writes it */
 } nn_handleobj;
 
 static nn_mutex nn_lock = NN_MUTEX_INIT;
 static nn_cond nn_changed = NN_COND_INIT;
 static nn_reg *nn_live;      /* [core] active registrations */
 static int nn_finalizing;    /* [core] set by the atexit hook */
+static unsigned nn_forks;    /* [core] forks this process descends from (incremented in the child) */
 
 static int nn_reg_is_finalizing(void);
 
@@ -106,6 +109,26 @@ static void nn_live_unlink(nn_reg *reg) /* core lock held */
 
 /* ------------------------------------------------------------------ dispatch */
 
+/* After a callback of h returned, on its thread (h kept alive by the caller): a cancel from
+ * inside it left reg on the handle, so that a cancel() from another thread meanwhile waited
+ * for the callback (nn_wait_cancelled); the callback has returned, the handle lets go. */
+static void nn_callback_returned(nn_handleobj *h, nn_reg *reg)
+{
+    int drop = 0;
+
+    if (!h->cancelled_inside)
+        return;
+    h->cancelled_inside = 0;
+    nn_core_lock();
+    if (h->reg == reg) {
+        h->reg = NULL;
+        drop = 1;
+    }
+    nn_core_unlock();
+    if (drop)
+        nn_reg_decref(reg); /* the handle's reference */
+}
+
 /* Runs with the GIL held; a single exit, so that the caller releases the GIL once. */
 static void nn_dispatch(nn_reg *reg, const nn_event *ev)
 {
@@ -139,6 +162,7 @@ static void nn_dispatch(nn_reg *reg, const nn_event *ev)
     /* A stable-table registration ends with its one callback. */
     if (reg->kind == NN_KIND_STABLE && nn_cancel(st, (PyObject *)h, 0) < 0)
         PyErr_WriteUnraisable((PyObject *)h);
+    nn_callback_returned(h, reg);
     Py_XDECREF(result);
     Py_XDECREF(arg);
     Py_DECREF(context);
@@ -288,8 +312,11 @@ void nn_core_report_error(nn_reg *reg, const nn_error *err)
 
     gil = PyGILState_Ensure();
     h = (nn_handleobj *)reg->owner;
+    Py_INCREF((PyObject *)h); /* the hook may cancel it */
     nn_raise(nn_state_of_type(Py_TYPE((PyObject *)h)), err);
     PyErr_WriteUnraisable(h->callback);
+    nn_callback_returned(h, reg);
+    Py_DECREF((PyObject *)h);
     PyGILState_Release(gil);
 
     nn_core_lock();
@@ -305,12 +332,14 @@ int nn_is_handle(nn_state *st, PyObject *obj)
     return PyObject_TypeCheck(obj, (PyTypeObject *)st->handle_type);
 }
 
-/* Waits, GIL released, until another thread's cancel of reg has finished. */
+/* Waits, GIL released, until another thread's cancel of reg has finished. In the child of a
+ * fork, a registration of the parent has nothing to wait for: the thread that was cancelling
+ * it, or running its callback, did not survive the fork. */
 static void nn_wait_cancelled(nn_reg *reg)
 {
     Py_BEGIN_ALLOW_THREADS
     nn_core_lock();
-    while (!(reg->running && nn_thread_equal(reg->runner, nn_thread_self())) &&
+    while (reg->forks == nn_forks && !(reg->running && nn_thread_equal(reg->runner, nn_thread_self())) &&
            (!reg->finished || reg->running))
         nn_cond_wait(&nn_changed, &nn_lock);
     nn_core_unlock();
@@ -366,12 +395,18 @@ int nn_cancel(nn_state *st, PyObject *obj, int strict)
         nn_cond_wait(&nn_changed, &nn_lock);
     reg->finished = 1;
     h->state = NN_H_DONE;
-    h->reg = NULL;
+    /* From inside the callback, the handle keeps reg until the callback returns: a cancel()
+     * from another thread meanwhile must wait for it, and finds it there. */
+    if (!from_callback)
+        h->reg = NULL;
     nn_cond_broadcast(&nn_changed);
     nn_core_unlock();
     Py_END_ALLOW_THREADS
 
-    nn_reg_decref(reg); /* the handle's reference */
+    if (from_callback)
+        h->cancelled_inside = 1; /* nn_callback_returned lets go of reg */
+    else
+        nn_reg_decref(reg); /* the handle's reference */
     Py_DECREF((PyObject *)h);       /* the reference the live registration held */
     return 0;
 }
@@ -399,14 +434,15 @@ void nn_shutdown(void)
 
 #ifndef _WIN32
 /* In the child of fork() only the forking thread exists: no callback is running and the
- * inherited registrations must never call back. They stay listed, so that cancel() and
- * the exit hook still release them. */
+ * inherited registrations must never call back (their handles read as not active). They
+ * stay listed, so that cancel() and the exit hook still release them. */
 void nn_core_after_fork_child(void)
 {
     nn_reg *reg;
 
     pthread_mutex_init(&nn_lock, NULL);
     pthread_cond_init(&nn_changed, NULL);
+    nn_forks++;
     for (reg = nn_live; reg != NULL; reg = reg->next) {
         reg->cancelled = 1;
         reg->running = 0;
@@ -471,6 +507,7 @@ PyObject *nn_register(nn_state *st, nn_kind kind, int family, PyObject *callback
     reg->owner = h;
     reg->refcnt = 1; /* the handle's */
     nn_core_lock();
+    reg->forks = nn_forks;
     h->reg = reg;
     h->state = NN_H_ACTIVE;
     nn_core_unlock();
@@ -553,7 +590,7 @@ static PyObject *nn_handle_active(PyObject *self, void *closure)
 
     (void)closure;
     nn_core_lock();
-    active = h->state == NN_H_ACTIVE;
+    active = h->state == NN_H_ACTIVE && !h->reg->cancelled; /* cancelled while ACTIVE: inherited by fork */
     nn_core_unlock();
     return PyBool_FromLong(active);
 }
@@ -581,9 +618,14 @@ static PyObject *nn_handle_repr(PyObject *self)
 
     nn_core_lock();
     state = h->state;
+    if (state == NN_H_ACTIVE && h->reg->cancelled)
+        state = -1; /* inherited by fork: never calls back here */
     nn_core_unlock();
     return PyUnicode_FromFormat("<NotificationHandle %s family=%d %s>", nn_kind_names[h->kind], h->family,
-                                state == NN_H_ACTIVE ? "active" : (state == NN_H_DONE ? "cancelled" : "cancelling"));
+                                state == NN_H_ACTIVE ? "active"
+                                : state == NN_H_DONE ? "cancelled"
+                                : state < 0          ? "inherited"
+                                                     : "cancelling");
 }
 
 static int nn_handle_traverse(PyObject *self, visitproc visit, void *arg)
@@ -612,7 +654,8 @@ static void nn_handle_dealloc(PyObject *self)
 
     PyObject_GC_UnTrack(self);
     nn_handle_clear(self);
-    if (h->reg != NULL) /* never live (a failed registration): nothing else holds it */
+    if (h->reg != NULL) /* never live (a failed registration), or cancelled from inside a callback
+                         * that could not let go (a hook that never returned to us) */
         nn_reg_decref(h->reg);
     tp_free(self);
     Py_DECREF(tp);

@@ -3,17 +3,30 @@
     python exit_script.py churn     registrations of every kind while a thread keeps changing routes
     python exit_script.py sleeping  a callback sleeps when the main thread ends: exit must wait for it
 
-Prints "ready <time.monotonic()>" when the main thread is about to end, and "late-notify: <outcome>" from an
-atexit hook that runs after netnotify's own (atexit runs hooks in reverse order of registration).
+and, each in a private network namespace of its own (so that tests/stress/shutdown.py can run them over and
+over), with registrations of every kind live while flood.py floods route, address and link changes:
+
+    python exit_script.py normal     the main thread returns: exit code 0
+    python exit_script.py sys_exit   sys.exit(3): exit code 3
+    python exit_script.py exception  an unhandled exception: exit code 1, its traceback on stderr
+    python exit_script.py sigint     a callback sends the process SIGINT and keeps running while the main
+                                     thread gets KeyboardInterrupt: killed by SIGINT (CPython's convention)
+
+Prints "ready <time.monotonic()>" when the process starts to end (the main thread is about to end, or the
+signal is sent), and "late-notify: <outcome>" from an atexit hook that runs after netnotify's own (atexit runs
+hooks in reverse order of registration).
 """
 
 from __future__ import annotations
 
 import atexit
+import os
+import signal
 import socket
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -33,6 +46,8 @@ atexit.register(late_notify)  # before netnotify is imported, so it runs after n
 import nettest  # noqa: E402
 
 import netnotify  # noqa: E402
+
+assert sys.platform == "linux", "it changes the network in namespaces: Linux only"  # mypy: Linux only
 
 
 def keep_changing_routes() -> None:
@@ -75,7 +90,56 @@ def sleeping() -> threading.Event:
     return started
 
 
+EXIT_MODES = ("normal", "sys_exit", "exception", "sigint")
+
+
+def flooded(mode: str) -> int:
+    """Registrations of every kind live, changes flooding in, then the process ends as `mode` says."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "stress"))
+    import stresslib
+
+    stresslib.enter_private_netns()
+    stresslib.prepare_links()
+    seen: dict[str, threading.Event] = {kind: threading.Event() for kind in ("interface", "address", "route")}
+    seen["watch"] = threading.Event()
+    interrupt = threading.Event()
+
+    def row_callback(kind: str) -> Any:
+        def callback(context: object, row: Any, notification_type: netnotify.MibNotificationType) -> None:
+            seen[kind].set()
+            if kind == "route" and interrupt.is_set():
+                interrupt.clear()
+                print(f"ready {time.monotonic()}")
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)  # still delivering while the main thread handles the signal
+
+        return callback
+
+    for n, (kind, notify) in enumerate(nettest.NOTIFY.items()):
+        notify(socket.AF_UNSPEC, row_callback(kind), None, n % 2 == 0)  # handles dropped: live until exit
+    netnotify.notify_stable_unicast_ip_address_table(socket.AF_INET6, lambda context, table: None)
+    netnotify.watch(callback=lambda event: seen["watch"].set())
+    netnotify.watch("route", snapshot=True)  # queued, never read
+    stresslib.Flood(rate=2000)  # ends when this process does (end of file on its standard input)
+    for kind, event in seen.items():
+        if not event.wait(10):
+            print(f"no {kind} callback came")
+            return 4
+    if mode == "sigint":
+        interrupt.set()
+        while True:  # KeyboardInterrupt ends this
+            time.sleep(0.01)
+    print(f"ready {time.monotonic()}")
+    if mode == "sys_exit":
+        sys.exit(3)
+    if mode == "exception":
+        raise RuntimeError("unhandled, on purpose")
+    return 0
+
+
 def main(mode: str) -> int:
+    if mode in EXIT_MODES:
+        return flooded(mode)
     nettest.Lan.create(nettest.NetNS())
     called = {"churn": churn, "sleeping": sleeping}[mode]()
     if not called.wait(5):

@@ -3,10 +3,14 @@ only once the dispatcher has dropped the GIL, so that the consumer it wakes does
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import os
 import select
 import socket
 import sys
 import threading
+import time
 
 import pytest
 from nettest import Lan, NetNS
@@ -103,3 +107,88 @@ if sys.platform == "linux":  # the doorbell exists on Linux only; elsewhere this
             handle.cancel()  # returns once the session ended, and so after its deferred writes
         assert fds[0] != fds[1], "the eventfd was closed while a ring was pending"
         assert bells[0].take() == 0, "the deferred ring went to another descriptor"
+
+    def test_a_closed_doorbell_refuses_use_and_close_is_idempotent() -> None:
+        bell = _nn._Doorbell()
+        bell.close()
+        bell.close()
+        for use in (bell.ring, bell.take, bell.fileno):
+            with pytest.raises(ValueError, match="closed"):
+                use()
+
+    def test_closing_a_doorbell_inside_the_callback_keeps_the_ring(ns: NetNS, lan: Lan) -> None:
+        """close() in the callback, after a deferred ring: the eventfd lives on until the session wrote it."""
+        bell = _nn._Doorbell()
+        bell_fd = bell.fileno()
+        fresh: list[_nn._Doorbell] = []
+        done = threading.Event()
+
+        def callback(context: object, row: object, notification_type: netnotify.MibNotificationType) -> None:
+            if row is None or done.is_set():
+                return
+            bell.ring()
+            bell.close()
+            fresh.append(_nn._Doorbell())  # would take bell_fd if close() had closed the eventfd
+            done.set()
+
+        handle = netnotify.notify_route_change2(socket.AF_INET, callback)
+        try:
+            ns.ip(f"route add 10.79.0.0/24 via {lan.gateway4}")
+            assert done.wait(5), "no route callback"
+        finally:
+            handle.cancel()
+        assert fresh[0].fileno() != bell_fd, "the eventfd was closed while a ring was pending"
+        assert fresh[0].take() == 0, "the deferred ring went to another descriptor"
+
+    def _open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    def test_a_closed_watcher_lets_its_eventfds_go_without_the_garbage_collector(ns: NetNS, lan: Lan) -> None:
+        gc.collect()
+        before = _open_fds()
+        gc.disable()
+        try:
+            for _ in range(20):
+                watcher = netnotify.watch("route")
+                with pytest.raises(TimeoutError):
+                    watcher.get(timeout=0.01)  # makes the bell of blocked get() calls
+
+                async def wait_async(w: netnotify.Watcher = watcher) -> None:
+                    with pytest.raises(TimeoutError):
+                        await w.aget(timeout=0.01)  # makes the loop bell
+
+                asyncio.run(wait_async())
+                cycle: list[object] = [watcher]
+                cycle.append(cycle)  # garbage only the collector could free
+                watcher.close()
+                del watcher, cycle
+            # the dispatcher closes a cancelled registration's sockets a moment later
+            deadline = time.monotonic() + 5
+            while _open_fds() > before and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert _open_fds() <= before, "closed watchers kept eventfds until a garbage collection"
+        finally:
+            gc.enable()
+
+    def test_a_thread_blocked_in_get_keeps_the_bell_until_it_leaves(ns: NetNS, lan: Lan) -> None:
+        watcher = netnotify.watch("route")
+        outcome: list[BaseException] = []
+
+        def consume() -> None:
+            try:
+                watcher.get(timeout=10)
+            except BaseException as error:
+                outcome.append(error)
+
+        thread = threading.Thread(target=consume)
+        thread.start()
+        deadline = time.monotonic() + 5
+        while watcher._sleepers == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert watcher._sleepers == 1
+        watcher.close()
+        thread.join(5)
+        assert not thread.is_alive(), "get() did not return after close()"
+        assert len(outcome) == 1, outcome
+        assert isinstance(outcome[0], netnotify.WatcherClosed), outcome
+        assert watcher._bell is None, "the last sleeper did not let the bell go"

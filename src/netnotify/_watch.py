@@ -14,12 +14,14 @@ import asyncio
 import contextlib
 import enum
 import math
+import os
 import queue
 import select
 import socket
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
@@ -238,10 +240,14 @@ class _QueueBell:
         with contextlib.suppress(queue.Empty):
             self._tokens.get(True, None if timeout is None else max(0.0, min(timeout, threading.TIMEOUT_MAX)))
 
+    def close(self) -> None:
+        pass
+
 
 class _Bell(Protocol):
     def ring(self, count: int) -> None: ...
     def wait(self, timeout: float | None) -> None: ...
+    def close(self) -> None: ...
 
 
 class _FdBell(_Bell, Protocol):
@@ -265,6 +271,7 @@ if sys.platform == "linux":
             self.fd = self._door.fileno()
             self.ring = self._door.ring
             self.take = self._door.take
+            self.close = self._door.close  # the eventfd goes once no delivery session still has to ring it
 
         def wait(self, timeout: float | None) -> None:
             waiter = select.poll()  # one per wait: threads may wait at once; select() stops at fd 1023
@@ -317,12 +324,15 @@ class Watcher:
 
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)  # the deliverer finishing (callback style)
-        # Threads blocked in get() wait on the bell; _waiting counts those not rung yet, a ring gives one
-        # token each and starts a new _rings generation. A waiter that wakes in its own generation was not
-        # rung (it timed out, or took a token left by one that did): it counts itself out.
-        self._bell = _new_bell()
+        # Threads blocked in get() wait on the bell (made at the first wait); _waiting counts those not rung
+        # yet, a ring gives one token each and starts a new _rings generation. A waiter that wakes in its own
+        # generation was not rung (it timed out, or took a token left by one that did): it counts itself
+        # out. _sleepers counts the threads inside the bell's wait: the bell is closed (its eventfd let go)
+        # by close(), or by the last sleeper to leave after it.
+        self._bell: _Bell | None = None
         self._waiting = 0
         self._rings = 0
+        self._sleepers = 0
         # Unbounded queue, no callback: consumers pop without the lock (deque operations are atomic).
         self._plain = callback is None and backpressure == "unbounded"
         self._closed = False
@@ -347,9 +357,11 @@ class Watcher:
         # Linux: the first event loop to wait gets a reader on an eventfd of its own, rung like the bell
         # (after the dispatcher dropped the GIL); its woken waiters wait in _rung until the reader runs.
         # Other loops, and other systems, are woken by call_soon_threadsafe.
-        self._loop_bell = _new_loop_bell()
+        self._loop_bell: _FdBell | None = None
+        self._loop_bell_usable = True  # False once a loop had no add_reader: call_soon_threadsafe then
         self._reader_loop: asyncio.AbstractEventLoop | None = None
         self._rung: list[asyncio.Future[None]] = []
+        _WATCHERS.add(self)  # for _after_fork_in_child
 
     # ------------------------------------------------------------------ start
 
@@ -554,7 +566,7 @@ class Watcher:
         return events
 
     def _wake(self) -> None:
-        if self._waiting:
+        if self._waiting and self._bell is not None:  # a waiter made the bell before it counted itself
             self._bell.ring(self._waiting)
             self._waiting = 0
             self._rings += 1
@@ -572,6 +584,12 @@ class Watcher:
         if ring and self._loop_bell is not None:
             self._loop_bell.ring(1)
 
+    def _release_bell(self) -> None:
+        """Lock held: close the bell of the blocked get() calls once none waits on it."""
+        if self._bell is not None and not self._sleepers:
+            self._bell.close()
+            self._bell = None
+
     def _on_loop_bell(self) -> None:
         """The reader of the loop bell, in its event loop: wake the waiters rung."""
         if self._loop_bell is not None:
@@ -583,13 +601,19 @@ class Watcher:
 
     def _watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Lock held: give loop the loop bell's reader if no loop has it yet."""
-        if self._reader_loop is not None or self._loop_bell is None or self._closed:
+        if self._reader_loop is not None or not self._loop_bell_usable or self._closed:
+            return
+        bell = _new_loop_bell()
+        if bell is None:  # not on this system: call_soon_threadsafe does
+            self._loop_bell_usable = False
             return
         try:
-            loop.add_reader(self._loop_bell.fd, self._on_loop_bell)
+            loop.add_reader(bell.fd, self._on_loop_bell)
         except NotImplementedError:  # a loop without readers: call_soon_threadsafe does
-            self._loop_bell = None
+            bell.close()
+            self._loop_bell_usable = False
             return
+        self._loop_bell = bell
         self._reader_loop = loop
 
     def _drain_outbox(self) -> None:
@@ -672,14 +696,21 @@ class Watcher:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(f"no network change within {timeout} s")
+                if self._bell is None:
+                    self._bell = _new_bell()
+                bell = self._bell
                 self._waiting += 1
+                self._sleepers += 1
                 generation = self._rings
             try:
-                self._bell.wait(remaining)  # the bells wait at most TIMEOUT_MAX at once: the loop waits again
+                bell.wait(remaining)  # the bells wait at most TIMEOUT_MAX at once: the loop waits again
             finally:
                 with self._lock:
+                    self._sleepers -= 1
                     if self._rings == generation:  # not rung: count this waiter out
                         self._waiting -= 1
+                    if self.closed:  # closed while this thread slept: the last sleeper lets the bell go
+                        self._release_bell()
 
     def __iter__(self) -> Iterator[Event]:
         self._check_queued()
@@ -750,13 +781,17 @@ class Watcher:
             self._outbox.clear()
             # Wake every async waiter by call_soon_threadsafe: the loop bell's reader goes now.
             reader_loop, self._reader_loop = self._reader_loop, None
+            loop_bell, self._loop_bell = self._loop_bell, None
             rung, self._rung = self._rung, []
             self._wake()
-        if reader_loop is not None and self._loop_bell is not None:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits, no reader
+            self._release_bell()  # now, or when the last thread blocked in get() leaves it
+        if reader_loop is not None and loop_bell is not None:
+            try:
                 for future in rung:
                     reader_loop.call_soon_threadsafe(_set_done, future)
-                reader_loop.call_soon_threadsafe(reader_loop.remove_reader, self._loop_bell.fd)
+                reader_loop.call_soon_threadsafe(_drop_reader, reader_loop, loop_bell)
+            except RuntimeError:  # the loop is closed: nobody waits, and its reader went with it
+                loop_bell.close()
         if timer is not None:
             timer.cancel()
         for handle in handles:
@@ -809,6 +844,42 @@ def _timeout_seconds(timeout: float | None) -> float | None:
     if seconds != seconds:
         raise ValueError("timeout must be a number of seconds, not NaN")
     return seconds
+
+
+# fork(): the child has none of the threads that deliver to a watcher (the dispatcher, a settle timer), and
+# the registrations it inherits never call back (docs/reliability.md, "fork"). A thread of the parent may have
+# held a watcher's lock, or been delivering to its callback, at the fork: each inherited watcher gets fresh
+# locks and is closed (what it had queued can still be taken; close() releases its registrations).
+_WATCHERS: weakref.WeakSet[Watcher] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for watcher in list(_WATCHERS):
+        watcher._lock = threading.RLock()
+        watcher._cond = threading.Condition(watcher._lock)
+        watcher._waiting = 0
+        watcher._deliverer = None
+        watcher._timer = None
+        watcher._async_waiters = []
+        watcher._bell = None  # the inherited eventfds are the parent's too: the child makes its own
+        watcher._rings = 0
+        watcher._sleepers = 0
+        watcher._loop_bell = None
+        watcher._reader_loop = None
+        watcher._rung = []
+        watcher._pending.clear()
+        watcher._outbox.clear()
+        watcher._closed = True
+
+
+if sys.platform != "win32":
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _drop_reader(loop: asyncio.AbstractEventLoop, bell: _FdBell) -> None:
+    """In the loop: remove the loop bell's reader, then let its eventfd go."""
+    loop.remove_reader(bell.fd)
+    bell.close()
 
 
 def _set_done(future: asyncio.Future[None]) -> None:
