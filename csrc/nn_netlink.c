@@ -855,6 +855,8 @@ int nn_nl_read(nn_nlsock *s, void *buf, size_t bufsize, nn_nl_msg_cb cb, void *c
             if (rc != 0)
                 return rc;
         }
+        if (count >= NN_NL_READ_MAX)
+            return count;
     }
 }
 

@@ -67,7 +67,13 @@ void nn_nl_close(nn_nlsock *s);
 int nn_nl_dump(nn_nlsock *s, uint16_t type, uint8_t family, nn_nl_msg_cb cb, nn_nl_msg_cb other_cb,
                void *ctx, nn_error *err);
 
-/* Reads every message queued now (non-blocking) into buf and calls cb for each.
+/* A socket that never empties (changes come faster than callbacks take them) must not keep
+ * its reader from every other socket: the rest waits for the next call (epoll reports the
+ * socket again, level-triggered). */
+#define NN_NL_READ_MAX 64
+
+/* Reads the messages queued now (non-blocking), at most NN_NL_READ_MAX datagrams, into buf
+ * and calls cb for each.
  * Only messages whose sender is the kernel (nl_pid 0) are passed on. Returns the number
  * of datagrams read (0 when nothing was queued), the non-zero value a callback returned
  * (as a negative number is ambiguous, callbacks return positive values), or -1 with
