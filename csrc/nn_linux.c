@@ -85,6 +85,9 @@ struct nn_lreg {
     nn_reg *reg;
     nn_nlsock sock;      /* subscribed: the notifications */
     nn_nlsock dump_sock; /* unsubscribed: dumps, whose replies never compete with notifications */
+    unsigned groups[3];  /* what sock subscribes to, and its buffer: a repair moves them to dump_sock */
+    size_t ngroups;
+    int rcvbuf;
     nn_map links; /* nn_link_entry by ifindex */
     nn_map cache; /* nn_if_entry / nn_addr_entry / nn_route_entry */
     int silent;   /* filling the cache from a dump: no callbacks */
@@ -543,7 +546,7 @@ static int nn_rcvbuf(void)
 /* Subscribes, then dumps what the registration needs into its cache, silently. */
 static int nn_lreg_fill(nn_lreg *lr, nn_error *err)
 {
-    unsigned groups[3];
+    unsigned *groups = lr->groups;
     size_t ngroups = 0;
     int kind = lr->reg->kind, family = lr->reg->family;
     int v4 = family != AF_INET6, v6 = family != AF_INET;
@@ -561,8 +564,10 @@ static int nn_lreg_fill(nn_lreg *lr, nn_error *err)
         if (v6)
             groups[ngroups++] = RTNLGRP_IPV6_ROUTE;
     }
+    lr->ngroups = ngroups;
+    lr->rcvbuf = nn_rcvbuf();
     /* Subscribe first: a change made during the dump is then queued, not missed. */
-    if (nn_nl_open(&lr->sock, groups, ngroups, nn_rcvbuf(), err) < 0 ||
+    if (nn_nl_open(&lr->sock, groups, ngroups, lr->rcvbuf, err) < 0 ||
         nn_nl_open(&lr->dump_sock, NULL, 0, 0, err) < 0)
         return -1;
     return nn_lreg_dump(lr, err);
@@ -631,18 +636,71 @@ static void nn_diff(nn_lreg *lr, const nn_map *old)
     }
 }
 
-/* Repairs an overflow of the subscribed socket: dumps into a fresh cache and reports the
- * difference from the old one. The notifications still queued on the subscribed socket
- * are not thrown away: they are read afterwards, as usual. Each carries the whole state
- * of its object, so they leave every object as the kernel has it now (a repair may
- * briefly report an older state of an object before its latest). A new overflow meanwhile
- * shows on the next read, and schedules another repair. */
+static uint32_t nn_socket_drops(const nn_nlsock *sock);
+
+/* Subscribes `to` and unsubscribes `from`, each to every group of the registration;
+ * returns -1 with *err set if `to` could not subscribe (and leaves it unsubscribed). */
+static int nn_move_groups(nn_lreg *lr, const nn_nlsock *to, const nn_nlsock *from, nn_error *err)
+{
+    size_t i, j;
+
+    for (i = 0; i < lr->ngroups; i++)
+        if (setsockopt(to->fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &lr->groups[i], sizeof lr->groups[i]) < 0) {
+            nn_error_from_errno(err, errno, "setsockopt");
+            for (j = 0; j < i; j++)
+                (void)setsockopt(to->fd, SOL_NETLINK, NETLINK_DROP_MEMBERSHIP, &lr->groups[j], sizeof lr->groups[j]);
+            return -1;
+        }
+    for (i = 0; i < lr->ngroups; i++)
+        (void)setsockopt(from->fd, SOL_NETLINK, NETLINK_DROP_MEMBERSHIP, &lr->groups[i], sizeof lr->groups[i]);
+    return 0;
+}
+
+/* Leaves what is queued on the subscribed socket behind: the two sockets trade places.
+ * The messages queued on an overflowed socket are older than a dump made now, and the
+ * changes that came after them may be the ones the kernel dropped: read after the dump,
+ * they would bring back a state the kernel has left (a route deleted since, say). The
+ * dump socket subscribes (it is of the registration's network namespace, which a socket
+ * the dispatcher opened would not be) and becomes the one read for notifications; the
+ * old one unsubscribes and serves the dumps, which skip what it still holds. */
+static int nn_resubscribe(nn_lreg *lr, nn_error *err)
+{
+    nn_nlsock fresh = lr->dump_sock, old = lr->sock;
+    struct epoll_event ev;
+
+    if (lr->rcvbuf > 0 && setsockopt(fresh.fd, SOL_SOCKET, SO_RCVBUFFORCE, &lr->rcvbuf, sizeof lr->rcvbuf) < 0)
+        (void)setsockopt(fresh.fd, SOL_SOCKET, SO_RCVBUF, &lr->rcvbuf, sizeof lr->rcvbuf);
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN;
+    ev.data.ptr = lr;
+    if (epoll_ctl(nn_disp.epfd, EPOLL_CTL_ADD, fresh.fd, &ev) < 0)
+        return nn_error_from_errno(err, errno, "epoll_ctl");
+    if (nn_move_groups(lr, &fresh, &old, err) < 0) {
+        epoll_ctl(nn_disp.epfd, EPOLL_CTL_DEL, fresh.fd, NULL);
+        return -1;
+    }
+    if (lr->in_epoll)
+        epoll_ctl(nn_disp.epfd, EPOLL_CTL_DEL, old.fd, NULL);
+    lr->in_epoll = 1;
+    lr->sock = fresh;
+    lr->dump_sock = old;
+    lr->drops = nn_socket_drops(&lr->sock); /* drops from now on need another repair */
+    return 0;
+}
+
+/* Repairs an overflow of the subscribed socket: subscribes again (nn_resubscribe), dumps
+ * into a fresh cache and reports the difference from the old one. The notifications
+ * that arrive meanwhile are read afterwards, as usual: each carries the whole state of
+ * its object at least as new as the dump saw it. A new overflow meanwhile shows on the
+ * next read, and schedules another repair. */
 /* gil: returns-held */
 static int nn_resync(nn_lreg *lr, nn_error *err)
 {
     nn_map old_cache = lr->cache, old_links = lr->links;
     int kind = lr->reg->kind;
 
+    if (nn_resubscribe(lr, err) < 0)
+        return -1;
     nn_map_init(&lr->cache, old_cache.key_size, old_cache.entry_size);
     nn_map_init(&lr->links, old_links.key_size, old_links.entry_size);
     if (nn_lreg_dump(lr, err) < 0) {
@@ -743,8 +801,7 @@ static void nn_repair_pass(void)
         lr->needs_repair = 0;
         if (lr->stopped)
             continue;
-        lr->drops = nn_socket_drops(&lr->sock); /* drops from now on need another repair */
-        rc = nn_resync(lr, &err);
+        rc = nn_resync(lr, &err); /* it resets lr->drops */
         nn_core_session_end(&nn_sess);
         if (rc < 0 && err.errnum == ENOBUFS)
             nn_schedule_repair(lr);

@@ -29,6 +29,8 @@ LINUX = sys.platform == "linux"
 WINDOWS = sys.platform == "win32"
 # Set by .ci/wine/run: the Windows build runs under Wine, whose iphlpapi lacks calls and never calls back.
 UNDER_WINE = WINDOWS and os.environ.get("NETNOTIFY_UNDER_WINE") == "1"
+# Set by .ci/sanitize: the extension is built with ASan and UBSan (their runtimes preloaded in every Python).
+UNDER_SANITIZER = os.environ.get("NETNOTIFY_UNDER_SANITIZER") == "1"
 
 CLONE_NEWNET = 0x40000000
 TESTS_DIR = Path(__file__).resolve().parent

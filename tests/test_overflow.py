@@ -1,9 +1,11 @@
 """An overflowed netlink socket is repaired: the callbacks still describe every net change.
 
 NETNOTIFY_RCVBUF forces a receive buffer of a few KiB, so that a burst of thousands of route changes overflows
-it many times (the kernel drops notifications, and after the first ENOBUFS it drops them silently). The
-backend must notice every drop, dump the routes again and report the difference, without throwing away what
-is still queued: the state the callbacks describe must end equal to the kernel's table, row for row.
+it many times (the kernel drops notifications, and after the first ENOBUFS it drops them silently); the first
+callback stalls the dispatcher, so that it surely does. The backend must notice every drop, dump the routes
+again and report the difference: the state the callbacks describe must end equal to the kernel's table, row
+for row. The adds queued before the drops are stale by then (the burst's deletes of the same routes were
+dropped): read after the repair's dump, they would bring those routes back.
 """
 
 from __future__ import annotations
@@ -44,11 +46,15 @@ def test_overflow_is_repaired_and_the_final_state_equals_the_table(
     lock = threading.Lock()
     view = {_key(row): row for row in netnotify.get_ip_forward_table2(socket.AF_INET)}
     counts = {"add": 0, "delete": 0, "change": 0}
+    stalled = threading.Event()
 
     def callback(
         _context: object, row: netnotify.MibIpForwardRow2 | None, kind: netnotify.MibNotificationType
     ) -> None:
         assert row is not None
+        if not stalled.is_set():  # the dispatcher stalls at the burst's start: its buffer surely overflows
+            stalled.set()
+            time.sleep(0.5)
         with lock:
             if kind == netnotify.MibNotificationType.DELETE_INSTANCE:
                 counts["delete"] += 1

@@ -12,7 +12,7 @@ mkdir -p "$out"
 flags="-std=c11 -D_GNU_SOURCE -U_FORTIFY_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers -Wno-cast-function-type -g -O1 -I$src"
 # the fake kernel of nl_fuzz.c answers these calls for netlink sockets
 wrap=""
-for f in socket close bind getsockname setsockopt getsockopt sendto recvmsg recvmmsg poll; do
+for f in socket close bind getsockname setsockopt getsockopt sendto recvmsg recvmmsg poll epoll_ctl; do
     wrap="$wrap -Wl,--wrap=$f"
 done
 # a small dump buffer: under ASan each 4 MiB malloc of nn_nl_dump costs a millisecond

@@ -38,6 +38,7 @@
 #include <net/if_arp.h>
 #include <poll.h>
 #include <stdio.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 /* ---------------------------------------------------------------- failures */
@@ -157,6 +158,8 @@ ssize_t __wrap_sendto(int fd, const void *buf, size_t n, int flags, const struct
 ssize_t __wrap_recvmsg(int fd, struct msghdr *msg, int flags);
 int __real_recvmmsg(int fd, struct mmsghdr *msgvec, unsigned int vlen, int flags, struct timespec *timeout);
 int __wrap_recvmmsg(int fd, struct mmsghdr *msgvec, unsigned int vlen, int flags, struct timespec *timeout);
+int __real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);
+int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);
 /* recvmmsg as the kernel does it: recvmsg for each slot until one fails. An error other
  * than EAGAIN after some datagrams is kept for the next call (the kernel keeps it in
  * sk_err): here the datagram that raised it is served again. */
@@ -326,6 +329,18 @@ ssize_t __wrap_recvmsg(int fd, struct msghdr *msg, int flags)
     if (!fz.in_batch)
         fz.nbatch = 0; /* a plain recvmsg: only its datagram counts */
     return (ssize_t)copy;
+}
+
+/* epoll_ctl on a fake socket (an overflow repair moves the subscription to the dump socket
+ * and changes what the dispatcher's epoll watches): accepted, nothing to watch. */
+int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
+{
+    if (fz_sock_of(fd) == NULL)
+        return __real_epoll_ctl(epfd, op, fd, event);
+    (void)epfd;
+    (void)op;
+    (void)event;
+    return 0;
 }
 
 int __wrap_poll(struct pollfd *fds, nfds_t nfds, int timeout)
