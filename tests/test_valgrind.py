@@ -1,9 +1,9 @@
 """Valgrind's memcheck over a churn of every kind of registration (tests/valgrind/, docs/reliability.md).
 
-test_churn_is_clean_under_memcheck runs tests/valgrind/churn.py under memcheck in a namespace of its own
-(CHURN_CYCLES cycles, about a minute) and fails on any memory error anywhere, or any definitely or indirectly
-lost block allocated through netnotify's extension. A longer run: `python tests/valgrind/memcheck.py
---cycles 20`.
+test_churn_is_clean_under_memcheck runs tests/valgrind/memcheck_churn.py under memcheck in a namespace of
+its own (CHURN_CYCLES cycles, about a minute) and fails on any memory error anywhere, or any definitely or
+indirectly lost block allocated through netnotify's extension. A longer run:
+`python tests/valgrind/memcheck.py --cycles 20`.
 
 The other tests prove that the judge can fail: real memcheck reports of a small C program whose library is
 named like the extension, and hand-written reports for CPython's own false positive.

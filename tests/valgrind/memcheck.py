@@ -1,4 +1,4 @@
-"""Runs churn.py under Valgrind's memcheck in a new network namespace and judges the report.
+"""Runs memcheck_churn.py under Valgrind's memcheck in a new network namespace and judges the report.
 
     python tests/valgrind/memcheck.py [--cycles N] [--xml FILE] [--python PATH]   (root; docs/reliability.md)
 
@@ -14,7 +14,7 @@ The verdict comes from Valgrind's XML report, not from its exit status alone:
   still reachable blocks are not considered (CPython keeps interior pointers to its objects).
 
 Valgrind runs with --error-exitcode, so its exit status says whether it counted any error; the run is
-also judged broken if churn.py did not finish (its JSON line of counts), or the report is incomplete.
+also judged broken if memcheck_churn.py did not finish (its JSON line of counts), or the report is incomplete.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CHURN = HERE / "churn.py"
+CHURN = HERE / "memcheck_churn.py"
 ERROR_EXITCODE = 97
 EXTENSION = "_netnotify"
 LEAK_KINDS = {"Leak_DefinitelyLost", "Leak_IndirectlyLost"}
@@ -179,13 +179,13 @@ def valgrind_options(xml_file: Path) -> list[str]:
 def run(
     cycles: int, *, python: str = sys.executable, timeout: float = 1800, xml_out: Path | None = None
 ) -> Run:
-    """Runs churn.py under memcheck, in a network namespace of its own (`unshare -n`)."""
+    """Runs memcheck_churn.py under memcheck, in a network namespace of its own (`unshare -n`)."""
     for tool in ("valgrind", "unshare", "ip"):
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} is not installed")
     env = dict(os.environ)
     env["PYTHONMALLOC"] = "malloc"  # every object is a malloc block memcheck follows
-    # churn.py refuses the caller's namespace (and the test session's, when pytest started this).
+    # memcheck_churn.py refuses the caller's namespace (and the test session's, when pytest started this).
     env.setdefault("NETNOTIFY_TEST_HOST_NETNS", str(os.stat("/proc/thread-self/ns/net").st_ino))
     with tempfile.TemporaryDirectory(prefix="netnotify-memcheck-") as tmp:
         xml_file = Path(tmp) / "memcheck.xml"
@@ -211,7 +211,8 @@ def report(result: Run, verdict: Verdict) -> list[str]:
     if not result.complete:
         problems.append("the Valgrind report is incomplete (the run was killed?)")
     if not result.counts:
-        problems.append(f"churn.py did not finish (status {result.returncode}):\n{result.stderr[-3000:]}")
+        status = result.returncode
+        problems.append(f"memcheck_churn.py did not finish (status {status}):\n{result.stderr[-3000:]}")
     counted = bool(verdict.failures or verdict.foreign_leaks or verdict.known_cpython)
     if result.returncode not in (0, ERROR_EXITCODE) or (result.returncode == ERROR_EXITCODE) != counted:
         problems.append(f"unexpected exit status {result.returncode}:\n{result.stderr[-3000:]}")

@@ -1,6 +1,6 @@
 """Registers and cancels every kind of registration while the network changes; the workload for Valgrind.
 
-    unshare -n python tests/valgrind/churn.py [--cycles N]      (as root; memcheck.py runs it under Valgrind)
+    unshare -n python tests/valgrind/memcheck_churn.py [--cycles N]      (as root; memcheck.py uses it)
 
 It must run in a private network namespace (it refuses the namespace of its parent process and the
 one named by NETNOTIFY_TEST_HOST_NETNS): it makes a veth pair there, and a thread keeps adding and
@@ -71,7 +71,7 @@ def check_private_netns() -> None:
     if os.environ.get("NETNOTIFY_TEST_HOST_NETNS"):
         refused.add(int(os.environ["NETNOTIFY_TEST_HOST_NETNS"]))
     if mine in refused:
-        sys.exit("churn.py: refusing to change this network namespace; run it under `unshare -n`")
+        sys.exit("memcheck_churn.py: refusing to change this network namespace; run it under `unshare -n`")
 
 
 def netlink_drops() -> int:
