@@ -124,6 +124,7 @@ enum { NN_LL_ALWAYS_OFF = 0, NN_LL_ALWAYS_ON = 2 };
 #define NN_FILETIME_UNIX_EPOCH 116444736000000000LL /* 1970-01-01 in FILETIME */
 #define NN_DUMP_TIMEOUT_MS 30000
 #define NN_DUMP_RETRIES 5
+#define NN_DUMP_RESENDS 8 /* a dump request the kernel did not take is sent again */
 #ifndef NN_DUMP_BUF_MAX /* the fuzz build makes it small: under ASan a 4 MiB malloc costs a millisecond */
 #  define NN_DUMP_BUF_MAX (4u << 20)
 #endif
@@ -1015,19 +1016,35 @@ static int nn_nlmsg_error(const struct nlmsghdr *nlh)
     return e > 0 || e < -4095 ? -EPROTO : e;
 }
 
+/* A new sequence number for a request of s: 0 is what kernel notifications carry. */
+static uint32_t nn_nl_next_seq(nn_nlsock *s)
+{
+    uint32_t seq = ++s->seq;
+    if (seq == 0)
+        seq = ++s->seq;
+    return seq;
+}
+
+/* Dumps one table: cb gets each message of the reply, other_cb (if set) the notifications
+ * read meanwhile. The request is sent again when the kernel did not take it:
+ *  - ENOBUFS: the queue was full, so the kernel holds the dump and resumes it as the
+ *    queue is read (the parts then come with this request's number): keep reading;
+ *  - EBUSY: an earlier dump of this socket, given up by its caller, still runs: its parts
+ *    are read and dropped, and the request is sent again once it has ended;
+ *  - no answer at all by the time the queue is empty: the kernel answers a request
+ *    before sendto returns, so the answer was dropped (an error reply to a socket that
+ *    stays congested is dropped silently): ask again. */
 int nn_nl_dump(nn_nlsock *s, uint16_t type, uint8_t family, nn_nl_msg_cb cb, nn_nl_msg_cb other_cb,
                void *ctx, nn_error *err)
 {
     const char *call = "recvmsg";
-    int e = 0, rc = 0, intr = 0;
+    int e = 0, rc = 0, intr = 0, started = 0, busy = 0, resends = 0;
     size_t cap = NN_DUMP_BUF_MAX; /* pages are only touched as far as datagrams reach */
     void *buf = malloc(cap);
     if (!buf)
         return nn_error_from_errno(err, ENOMEM, "malloc");
 
-    uint32_t seq = ++s->seq;
-    if (seq == 0)
-        seq = ++s->seq; /* 0 is what kernel notifications carry */
+    uint32_t seq = nn_nl_next_seq(s);
     if (nn_nl_send_dump(s, type, family, seq) < 0) {
         e = errno;
         call = "sendto";
@@ -1041,8 +1058,8 @@ int nn_nl_dump(nn_nlsock *s, uint16_t type, uint8_t family, nn_nl_msg_cb cb, nn_
          * paused by a full buffer, fail, and set ENOBUFS again, so that the real receive
          * only ever returns the error (a livelock). The buffer is as large as any dump part
          * (the kernel caps them at 32 KiB unless one message needs more). */
-        int from_kernel, trunc;
-        size_t len;
+        int from_kernel = 0, trunc = 0, resend = 0;
+        size_t len = 0;
         int got = nn_nl_recv(s->fd, buf, cap, &len, &from_kernel, &trunc);
         if (got < 0 && errno == ENOBUFS) { /* notifications lost, not our replies */
             s->overflowed = 1;
@@ -1052,7 +1069,9 @@ int nn_nl_dump(nn_nlsock *s, uint16_t type, uint8_t family, nn_nl_msg_cb cb, nn_
             e = errno;
             goto done;
         }
-        if (got == 0) {
+        if (got == 0 && !started && resends < NN_DUMP_RESENDS)
+            resend = 1; /* the queue is empty and our dump neither ran nor is held */
+        else if (got == 0) {
             int w = nn_nl_wait(s->fd, &deadline);
             if (w <= 0) {
                 e = w == 0 ? ETIMEDOUT : errno;
@@ -1061,17 +1080,23 @@ int nn_nl_dump(nn_nlsock *s, uint16_t type, uint8_t family, nn_nl_msg_cb cb, nn_
             }
             continue;
         }
-        if (!from_kernel)
+        else if (!from_kernel)
             continue;
-        if (trunc) {
+        else if (trunc) {
             e = EMSGSIZE;
             goto done;
         }
         const struct nlmsghdr *nlh = buf;
-        for (; NLMSG_OK(nlh, len); nlh = nn_nlmsg_next(nlh, &len)) {
+        for (; !resend && NLMSG_OK(nlh, len); nlh = nn_nlmsg_next(nlh, &len)) {
             if (nlh->nlmsg_pid != s->portid || nlh->nlmsg_seq != seq) {
                 /* our own stale replies are dropped; notifications go to other_cb */
-                if (nlh->nlmsg_pid == s->portid || !other_cb || nlh->nlmsg_type < NLMSG_MIN_TYPE)
+                if (nlh->nlmsg_pid == s->portid) {
+                    /* the end of the earlier dump that kept ours from starting */
+                    if (busy && nlh->nlmsg_type == NLMSG_DONE && resends < NN_DUMP_RESENDS)
+                        resend = 1;
+                    continue;
+                }
+                if (!other_cb || nlh->nlmsg_type < NLMSG_MIN_TYPE)
                     continue;
                 rc = other_cb(ctx, nlh);
                 if (rc != 0)
@@ -1079,6 +1104,16 @@ int nn_nl_dump(nn_nlsock *s, uint16_t type, uint8_t family, nn_nl_msg_cb cb, nn_
                 continue;
             }
             nn_deadline(&deadline);
+            if (!started && nlh->nlmsg_type == NLMSG_ERROR) {
+                int32_t derr = nn_nlmsg_error(nlh);
+                if (derr == -ENOBUFS)
+                    continue; /* held by the kernel: it comes as the queue is read */
+                if (derr == -EBUSY) {
+                    busy = 1;
+                    continue;
+                }
+            }
+            started = 1;
             if (nlh->nlmsg_flags & NLM_F_DUMP_INTR)
                 intr = 1;
             if (nlh->nlmsg_type == NLMSG_DONE) {
@@ -1105,6 +1140,17 @@ int nn_nl_dump(nn_nlsock *s, uint16_t type, uint8_t family, nn_nl_msg_cb cb, nn_
             rc = cb(ctx, nlh);
             if (rc != 0)
                 goto done;
+        }
+        if (resend) {
+            resends++;
+            busy = 0;
+            seq = nn_nl_next_seq(s);
+            if (nn_nl_send_dump(s, type, family, seq) < 0) {
+                e = errno;
+                call = "sendto";
+                goto done;
+            }
+            nn_deadline(&deadline);
         }
     }
     rc = intr ? NN_DUMP_INTR : 0;
