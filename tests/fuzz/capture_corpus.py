@@ -232,6 +232,14 @@ def handmade(captured: dict[str, bytes]) -> dict[str, bytes]:
         + b"abcdefgh"
         + with_attr(link, struct.pack("=HHI", 8, 0x3FF0, 7))
         + done,
+        # a dump request refused: the queue was full (ENOBUFS: the kernel holds the dump and sends it as the
+        # queue is read), or an earlier dump of the socket still ran (EBUSY: it is read out to its end, with
+        # another sequence number, and the request is sent again)
+        "hand_refused_held": control(NLMSG_ERROR, -errno.ENOBUFS, pid=pid) + links + with_seq(addrs, 2),
+        "hand_refused_busy": control(NLMSG_ERROR, -errno.EBUSY, pid=pid)
+        + with_seq(links, 77)
+        + with_seq(links, 2)
+        + with_seq(addrs, 3),
         # an overflow of the subscribed socket between notifications (the fake kernel's ENOBUFS)
         "hand_overrun": links
         + with_seq(addrs, 2)

@@ -83,6 +83,8 @@ static struct {
     const unsigned char *batch[FZ_BATCH];
     size_t batchlen[FZ_BATCH], nbatch;
     int in_batch;
+    uint32_t request_seq; /* the sequence number of the last request sent (a dump may ask again) */
+    unsigned requests;    /* requests sent since the input was loaded */
 } fz;
 
 static void fz_add_chunk(size_t start, size_t end)
@@ -272,6 +274,8 @@ ssize_t __wrap_sendto(int fd, const void *buf, size_t n, int flags, const struct
     memcpy(&h, buf, sizeof h);
     FZ_CHECK(h.nlmsg_len == n && (h.nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP && h.nlmsg_seq != 0,
              "sendto: not a dump request");
+    fz.request_seq = h.nlmsg_seq;
+    fz.requests++;
     return (ssize_t)n;
 }
 
@@ -549,7 +553,9 @@ static int fz_dump_cb(void *vctx, const struct nlmsghdr *nlh)
 {
     fz_walk_ctx *c = vctx;
     fz_check_inside(nlh);
-    FZ_CHECK(nlh->nlmsg_pid == c->portid && nlh->nlmsg_seq == c->seq, "dump callback: not a reply of this dump");
+    /* a reply of the request sent last: one refused (EBUSY, ENOBUFS, no answer) may be sent again */
+    FZ_CHECK(nlh->nlmsg_pid == c->portid && nlh->nlmsg_seq == fz.request_seq && nlh->nlmsg_seq - c->seq < 64,
+             "dump callback: not a reply of this dump");
     FZ_CHECK(nlh->nlmsg_type >= NLMSG_MIN_TYPE, "dump callback: a control message");
     FZ_CHECK(!(nlh->nlmsg_flags & NLM_F_DUMP_INTR), "dump callback: a reply of an interrupted dump");
     c->replies++;
@@ -965,12 +971,16 @@ static void fz_put_link(fz_stream *st, int ifindex, uint32_t mtu, int v6, uint32
     fz_close_msg(st, at);
 }
 
-static void fz_put_control(fz_stream *st, uint16_t type, uint32_t seq, uint32_t pid, uint16_t flags)
+static void fz_put_error(fz_stream *st, uint16_t type, int32_t error, uint32_t seq, uint32_t pid, uint16_t flags)
 {
     struct nlmsghdr h = {NLMSG_LENGTH(4), type, flags, seq, pid};
-    int32_t error = 0;
     fz_put(st, &h, sizeof h);
     fz_put(st, &error, sizeof error);
+}
+
+static void fz_put_control(fz_stream *st, uint16_t type, uint32_t seq, uint32_t pid, uint16_t flags)
+{
+    fz_put_error(st, type, 0, seq, pid, flags);
 }
 
 static int fz_logged(nn_notification_type type, uint32_t ifindex, uint16_t family)
@@ -1062,9 +1072,58 @@ done:
     return failures;
 }
 
+static int fz_count_cb(void *vctx, const struct nlmsghdr *nlh)
+{
+    const struct ifinfomsg *ifi = (const struct ifinfomsg *)NLMSG_DATA(nlh);
+    if (nlh->nlmsg_type == RTM_NEWLINK && ifi->ifi_index == 4)
+        ++*(int *)vctx;
+    else
+        *(int *)vctx += 1000; /* a reply that is not the current request's */
+    return 0;
+}
+
+/* A dump request the kernel refused: for a full queue (ENOBUFS: it holds the dump and sends
+ * it, with the request's number, as the queue is read), or because an earlier dump of the
+ * socket still ran (EBUSY: that one is read out, then the request is sent again). */
+static int fz_scenario_dump_refused(void)
+{
+    static fz_stream st;
+    const uint32_t me = 0x1234, multi = NLM_F_MULTI;
+    int failures = 0;
+
+    for (int busy = 0; busy < 2; busy++) {
+        nn_nlsock s;
+        nn_error err = {0, 0, NULL, NULL};
+        int links = 0, rc = -2;
+
+        memset(&st, 0, sizeof st);
+        fz_put_error(&st, NLMSG_ERROR, busy ? -EBUSY : -ENOBUFS, 1, me, 0);
+        if (busy) { /* the earlier dump, to its end */
+            fz_put_link(&st, 9, 1500, 1, 77, me, multi);
+            fz_put_control(&st, NLMSG_DONE, 77, me, multi);
+        }
+        fz_put_link(&st, 4, 1500, 1, busy ? 2 : 1, me, multi);
+        fz_put_control(&st, NLMSG_DONE, busy ? 2 : 1, me, multi);
+        fz_load(st.b, st.len);
+        if (nn_nl_open(&s, NULL, 0, 0, &err) == 0) {
+            rc = nn_nl_dump(&s, RTM_GETLINK, AF_UNSPEC, fz_count_cb, NULL, &links, &err);
+            nn_nl_close(&s);
+        }
+        if (rc != 0 || links != 1 || fz.requests != (unsigned)(busy ? 2 : 1)) {
+            fprintf(stderr, "scenario: a dump refused with %s: rc %d (errno %d), replies %d, requests %u\n",
+                    busy ? "EBUSY" : "ENOBUFS", rc, rc < 0 ? err.errnum : 0, links, fz.requests);
+            failures++;
+        }
+    }
+    fz_check_closed("the scenario");
+    printf("scenario dump_refused: %s\n", failures ? "FAILED" : "ok");
+    return failures;
+}
+
 int nl_fuzz_scenarios(void);
 
 int nl_fuzz_scenarios(void)
 {
-    return fz_scenario_reread_interrupted();
+    int failures = fz_scenario_reread_interrupted();
+    return failures + fz_scenario_dump_refused();
 }
