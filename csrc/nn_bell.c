@@ -14,7 +14,9 @@
 #include "nn_py.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdint.h>
+#include <time.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -143,22 +145,107 @@ static PyObject *nn_bell_ring(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+
+/* Reads the counter without blocking: 1 (semaphore) or the count, 0 if it is not set, -1. */
+static int nn_bell_read(nn_bell *b, uint64_t *value)
+{
+    ssize_t n;
+
+    *value = 0;
+    do
+        n = read(b->fd, value, sizeof *value);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EAGAIN)
+        return 0;
+    return n == (ssize_t)sizeof *value ? 0 : -1;
+}
+
+static int64_t nn_bell_now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 static PyObject *nn_bell_take(PyObject *self, PyObject *unused)
 {
     nn_bell *b;
     uint64_t value = 0;
-    ssize_t n;
 
     (void)unused;
     if ((b = nn_bell_open(self)) == NULL)
         return NULL;
-    do
-        n = read(b->fd, &value, sizeof value);
-    while (n < 0 && errno == EINTR);
-    if (n < 0 && errno == EAGAIN)
-        return PyLong_FromLong(0);
-    if (n != (ssize_t)sizeof value)
+    if (nn_bell_read(b, &value) < 0)
         return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromUnsignedLongLong(value);
+}
+
+/* wait(timeout_ms=None): sleeps, without the GIL, until the doorbell is rung or timeout_ms
+ * passes (None: no limit), then takes what was rung, as take() does. One call instead of a
+ * poll object, its registration, the poll and take() for each wake-up of a consumer. A
+ * signal that arrives meanwhile runs its Python handler: if that raises (Ctrl-C), so does
+ * wait. The eventfd is held for the wait: a close() meanwhile lets it go afterwards. */
+static PyObject *nn_bell_wait(PyObject *self, PyObject *args)
+{
+    nn_bell *b;
+    PyObject *arg = Py_None;
+    long long timeout = -1;
+    int64_t deadline = 0;
+    uint64_t value = 0;
+    int r, errnum = 0, failed = 0;
+
+    if (!PyArg_ParseTuple(args, "|O:wait", &arg))
+        return NULL;
+    if (arg != Py_None) {
+        timeout = PyLong_AsLongLong(arg);
+        if (timeout == -1 && PyErr_Occurred())
+            return NULL;
+        if (timeout < 0) {
+            PyErr_SetString(PyExc_ValueError, "timeout_ms must be None or at least 0");
+            return NULL;
+        }
+        if (timeout > INT32_MAX)
+            timeout = INT32_MAX; /* about 25 days at once: the caller loops */
+    }
+    if ((b = nn_bell_open(self)) == NULL)
+        return NULL;
+    nn_core_lock();
+    nn_bell_incref(b);
+    nn_core_unlock();
+    if (timeout >= 0)
+        deadline = nn_bell_now_ms() + timeout;
+    for (;;) {
+        struct pollfd pfd;
+        int ms = timeout < 0 ? -1 : (int)(deadline - nn_bell_now_ms() > 0 ? deadline - nn_bell_now_ms() : 0);
+        pfd.fd = b->fd;
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        Py_BEGIN_ALLOW_THREADS
+        r = poll(&pfd, 1, ms);
+        errnum = errno;
+        if (r > 0 && nn_bell_read(b, &value) < 0) {
+            errnum = errno;
+            r = -1;
+        }
+        Py_END_ALLOW_THREADS
+        if (r >= 0)
+            break;
+        if (errnum != EINTR) {
+            errno = errnum;
+            PyErr_SetFromErrno(PyExc_OSError);
+            failed = 1;
+            break;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            failed = 1;
+            break;
+        }
+    }
+    nn_core_lock();
+    nn_bell_decref(b);
+    nn_core_unlock();
+    if (failed)
+        return NULL;
     return PyLong_FromUnsignedLongLong(value);
 }
 
@@ -178,6 +265,9 @@ static PyMethodDef nn_bell_methods[] = {
      "callback, else now."},
     {"take", nn_bell_take, METH_NOARGS,
      "take()\n--\n\nRead the eventfd without blocking: 1 (semaphore), the count, or 0 if it is not set."},
+    {"wait", nn_bell_wait, METH_VARARGS,
+     "wait(timeout_ms=None)\n--\n\nSleep without the GIL until the doorbell is rung or timeout_ms passes "
+     "(None: no limit), then take what was rung as take() does (0: timed out, or another waiter took it)."},
     {"fileno", nn_bell_fileno, METH_NOARGS, "fileno()\n--\n\nThe eventfd, to wait on with poll."},
     {"close", nn_bell_close, METH_NOARGS,
      "close()\n--\n\nLet the eventfd go (closed once no delivery session still has to ring it); idempotent. "

@@ -108,11 +108,79 @@ if sys.platform == "linux":  # the doorbell exists on Linux only; elsewhere this
         assert fds[0] != fds[1], "the eventfd was closed while a ring was pending"
         assert bells[0].take() == 0, "the deferred ring went to another descriptor"
 
+    def test_wait_takes_what_was_rung_or_times_out() -> None:
+        bell = _nn._Doorbell()
+        bell.ring(3)
+        assert bell.wait(0) == 3  # rung already: no wait
+        assert bell.wait(0) == 0
+        started = time.monotonic()
+        assert bell.wait(60) == 0  # nobody rings: timed out after 60 ms
+        assert 0.05 <= time.monotonic() - started < 5
+        semaphore = _nn._Doorbell(semaphore=True)
+        semaphore.ring(2)
+        assert [semaphore.wait(0), semaphore.wait(0), semaphore.wait(0)] == [1, 1, 0]
+
+    def test_wait_sleeps_without_the_gil_until_rung() -> None:
+        bell = _nn._Doorbell()
+        taken: list[int] = []
+        waiter = threading.Thread(target=lambda: taken.append(bell.wait(None)))
+        waiter.start()
+        spins = 0
+        deadline = time.monotonic() + 0.2
+        while time.monotonic() < deadline:  # this thread runs Python meanwhile: the waiter holds no GIL
+            spins += 1
+        assert waiter.is_alive()
+        assert spins > 1000
+        bell.ring(2)
+        waiter.join(5)
+        assert not waiter.is_alive()
+        assert taken == [2]
+
+    def test_wait_keeps_the_eventfd_when_closed_meanwhile() -> None:
+        bell = _nn._Doorbell()
+        fd = bell.fileno()
+        taken: list[int] = []
+        waiter = threading.Thread(target=lambda: taken.append(bell.wait(300)))
+        waiter.start()
+        time.sleep(0.05)
+        bell.close()  # the waiter holds the eventfd: it is not closed (nor reused) under the poll
+        other = _nn._Doorbell()
+        assert other.fileno() != fd
+        waiter.join(5)
+        assert taken == [0]
+        other.close()
+
+    @pytest.mark.parametrize(
+        ("timeout", "error"), [(-1, ValueError), (1.5, TypeError), ("1", TypeError), (2**70, OverflowError)]
+    )
+    def test_bad_wait_timeouts_raise(timeout: object, error: type[Exception]) -> None:
+        with pytest.raises(error):
+            _nn._Doorbell().wait(timeout)  # type: ignore[arg-type]
+
+    def test_a_signal_handler_that_raises_interrupts_wait() -> None:
+        import signal
+
+        bell = _nn._Doorbell()
+
+        def interrupt(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGALRM, interrupt)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0.05)
+            started = time.monotonic()
+            with pytest.raises(KeyboardInterrupt):
+                bell.wait(10_000)
+            assert time.monotonic() - started < 5
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
     def test_a_closed_doorbell_refuses_use_and_close_is_idempotent() -> None:
         bell = _nn._Doorbell()
         bell.close()
         bell.close()
-        for use in (bell.ring, bell.take, bell.fileno):
+        for use in (bell.ring, bell.take, bell.fileno, bell.wait):
             with pytest.raises(ValueError, match="closed"):
                 use()
 
