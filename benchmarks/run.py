@@ -759,9 +759,9 @@ def report(bench: Bench, reps: int, workloads: list[Workload], seconds: float, c
     route_ws = [w for w in workloads if w.kind == "route"]
     big = max(route_ws, key=lambda w: w.messages)
 
-    def cpu_target(names: list[str], limit: float) -> tuple[str, bool | None]:
+    def cpu_target(names: list[str], limit: float, ws: list[Workload]) -> tuple[str, bool | None]:
         parts, oks = [], []
-        for w in route_ws:
+        for w in ws:
             for n in names:
                 r = ratio(cpu[(w.name, n)], cpu[(w.name, "c")])
                 parts.append(f"{w.name} {n}: {fmt(r)}x")
@@ -770,12 +770,14 @@ def report(bench: Bench, reps: int, workloads: list[Workload], seconds: float, c
 
     add("## Targets\n")
     add("| target | measured | result |\n| --- | --- | --- |")
-    for label, names, limit in (
-        ("CPU per event, counting callback ≤ 1.5x C", ["nn-count"], 1.5),
-        ("CPU per event, callback reading prefix and next hop ≤ 2.5x C", ["nn-read"], 2.5),
-        ("CPU per event, watchers ≤ 3x C", ["watch", "watch-async"], 3.0),
+    # Every workload counts, the routes' bursts and the trickles of addresses and links alike (where each
+    # event wakes the listener on its own); reading the prefix and next hop is a route listener's target.
+    for label, names, limit, ws in (
+        ("CPU per event, counting callback ≤ 1.5x C (every workload)", ["nn-count"], 1.5, workloads),
+        ("CPU per event, callback reading prefix and next hop ≤ 2.5x C (routes)", ["nn-read"], 2.5, route_ws),
+        ("CPU per event, watchers ≤ 3x C (every workload)", ["watch", "watch-async"], 3.0, workloads),
     ):
-        text, ok = cpu_target(names, limit)
+        text, ok = cpu_target(names, limit, ws)
         add(f"| {label} | {text} | {verdict(ok)} |")
     for names, what in (
         (["nn-count", "nn-read"], "low-level callbacks"),
