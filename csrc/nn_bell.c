@@ -16,9 +16,9 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
-#include <time.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 struct nn_bell {
@@ -145,7 +145,6 @@ static PyObject *nn_bell_ring(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-
 /* Reads the counter without blocking: 1 (semaphore) or the count, 0 if it is not set, -1. */
 static int nn_bell_read(nn_bell *b, uint64_t *value)
 {
@@ -216,7 +215,11 @@ static PyObject *nn_bell_wait(PyObject *self, PyObject *args)
         deadline = nn_bell_now_ms() + timeout;
     for (;;) {
         struct pollfd pfd;
-        int ms = timeout < 0 ? -1 : (int)(deadline - nn_bell_now_ms() > 0 ? deadline - nn_bell_now_ms() : 0);
+        int ms = -1; /* no limit */
+        if (timeout >= 0) {
+            int64_t left = deadline - nn_bell_now_ms();
+            ms = left > 0 ? (int)left : 0;
+        }
         pfd.fd = b->fd;
         pfd.events = POLLIN;
         pfd.revents = 0;
