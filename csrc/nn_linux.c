@@ -98,7 +98,8 @@ struct nn_lreg {
     int suspect;      /* an overflow was seen and the queue has not drained since: watch drops */
     nn_lreg *repair_next;
     unsigned generation; /* fork generation that created it */
-    int in_epoll;
+    int in_epoll;     /* sock is in the dispatcher's epoll set (nn_set_in_epoll) */
+    int can_wait;     /* both sockets are blocking: the dispatcher may sleep in a read of sock */
     nn_lreg *qnext;   /* add queue */
     nn_lreg *rnext;   /* remove queue: its own link, since a registration can be on both */
     nn_lreg *anext, *aprev; /* every started registration (for fork) */
@@ -108,6 +109,10 @@ struct nn_lreg {
  * and still need a repair: only the dispatcher thread uses them. */
 static nn_session nn_sess;
 static nn_lreg *nn_repairs;
+/* How many registrations are in the epoll set, and the one when there is one (NULL: not
+ * looked up yet): the dispatcher then sleeps in a read of its socket (nn_dispatcher). */
+static int nn_nactive;
+static nn_lreg *nn_single;
 
 static struct {
     pthread_mutex_t lock; /* guards the queues, the list and the fields below */
@@ -118,7 +123,8 @@ static struct {
     unsigned generation;
     nn_lreg *adds, *removes;
     nn_lreg *all;
-} nn_disp = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, -1, -1, 0, NULL, NULL, NULL};
+    nn_lreg *asleep; /* the registration in whose read the dispatcher sleeps, or NULL */
+} nn_disp = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, -1, -1, 0, NULL, NULL, NULL, NULL};
 
 static int nn_family_wanted(const nn_lreg *lr, int family)
 {
@@ -570,6 +576,8 @@ static int nn_lreg_fill(nn_lreg *lr, nn_error *err)
     if (nn_nl_open(&lr->sock, groups, ngroups, lr->rcvbuf, err) < 0 ||
         nn_nl_open(&lr->dump_sock, NULL, 0, 0, err) < 0)
         return -1;
+    /* Both blocking (they trade places in a repair), for the dispatcher's one-call wait. */
+    lr->can_wait = nn_nl_set_blocking(&lr->sock) == 0 && nn_nl_set_blocking(&lr->dump_sock) == 0;
     return nn_lreg_dump(lr, err);
 }
 
@@ -656,6 +664,15 @@ static int nn_move_groups(nn_lreg *lr, const nn_nlsock *to, const nn_nlsock *fro
     return 0;
 }
 
+static void nn_set_in_epoll(nn_lreg *lr, int on)
+{
+    if (lr->in_epoll != on) {
+        nn_nactive += on ? 1 : -1;
+        nn_single = NULL;
+    }
+    lr->in_epoll = on;
+}
+
 /* Leaves what is queued on the subscribed socket behind: the two sockets trade places.
  * The messages queued on an overflowed socket are older than a dump made now, and the
  * changes that came after them may be the ones the kernel dropped: read after the dump,
@@ -681,7 +698,7 @@ static int nn_resubscribe(nn_lreg *lr, nn_error *err)
     }
     if (lr->in_epoll)
         epoll_ctl(nn_disp.epfd, EPOLL_CTL_DEL, old.fd, NULL);
-    lr->in_epoll = 1;
+    nn_set_in_epoll(lr, 1);
     lr->sock = fresh;
     lr->dump_sock = old;
     lr->drops = nn_socket_drops(&lr->sock); /* drops from now on need another repair */
@@ -722,11 +739,17 @@ static int nn_resync(nn_lreg *lr, nn_error *err)
 
 /* ------------------------------------------------------------------ dispatcher */
 
+/* Wakes the dispatcher for its queues; the caller holds nn_disp.lock. Asleep in a read
+ * of one socket, it wakes when the kernel acknowledges a request sent on that socket
+ * (nn_nl_wake): the socket stays open while it sleeps, which it cannot stop doing without
+ * the lock. Otherwise it waits in epoll_wait, and the eventfd wakes it. */
 static void nn_wake(void)
 {
     uint64_t one = 1;
     ssize_t n;
 
+    if (nn_disp.asleep != NULL && nn_nl_wake(&nn_disp.asleep->sock) == 0)
+        return;
     do
         n = write(nn_disp.evfd, &one, sizeof one);
     while (n < 0 && errno == EINTR);
@@ -822,14 +845,17 @@ static int nn_on_message_unheld(void *ctx, const struct nlmsghdr *nlh)
     return rc;
 }
 
-static void nn_readable(nn_lreg *lr, unsigned char *buf)
+/* Reads what is queued on the registration's socket and delivers it; with wait, sleeps
+ * first until something is (nn_dispatcher). */
+static void nn_read_some(nn_lreg *lr, unsigned char *buf, int wait)
 {
     nn_error err = {0, 0, NULL, NULL};
     int rc;
 
     if (lr->stopped)
         return;
-    rc = nn_nl_read(&lr->sock, buf, NN_READ_BUF, nn_on_message, lr, &err);
+    rc = wait ? nn_nl_read_wait(&lr->sock, buf, NN_READ_BUF, nn_on_message, lr, &err)
+              : nn_nl_read(&lr->sock, buf, NN_READ_BUF, nn_on_message, lr, &err);
     nn_core_session_end(&nn_sess); /* never hold the GIL across a blocking call or a report */
     if (rc >= 0 && lr->reread_links && !lr->stopped) {
         lr->reread_links = 0;
@@ -862,13 +888,18 @@ static void nn_readable(nn_lreg *lr, unsigned char *buf)
         {
             /* The socket is unusable: say so once, and stop listening to it. */
             epoll_ctl(nn_disp.epfd, EPOLL_CTL_DEL, lr->sock.fd, NULL);
-            lr->in_epoll = 0;
+            nn_set_in_epoll(lr, 0);
             lr->stopped = 1;
         }
         nn_core_report_error(lr->reg, &err);
     }
     if (lr->reg->kind == NN_KIND_STABLE)
         nn_check_stable(lr);
+}
+
+static void nn_readable(nn_lreg *lr, unsigned char *buf)
+{
+    nn_read_some(lr, buf, 0);
 }
 
 static void nn_start_one(nn_lreg *lr, unsigned char *buf)
@@ -879,7 +910,7 @@ static void nn_start_one(nn_lreg *lr, unsigned char *buf)
     ev.events = EPOLLIN;
     ev.data.ptr = lr;
     if (epoll_ctl(nn_disp.epfd, EPOLL_CTL_ADD, lr->sock.fd, &ev) == 0)
-        lr->in_epoll = 1;
+        nn_set_in_epoll(lr, 1);
     else {
         nn_error err = {0, 0, NULL, NULL};
         nn_error_from_errno(&err, errno, "epoll_ctl");
@@ -898,7 +929,7 @@ static void nn_stop_one(nn_lreg *lr)
 
     if (lr->in_epoll)
         epoll_ctl(nn_disp.epfd, EPOLL_CTL_DEL, lr->sock.fd, NULL);
-    lr->in_epoll = 0;
+    nn_set_in_epoll(lr, 0);
     lr->stopped = 1;
     if (lr->needs_repair)
         nn_unschedule_repair(lr);
@@ -953,6 +984,25 @@ static void nn_service(unsigned char *buf)
     }
 }
 
+/* The registration whose socket the dispatcher may sleep in the read of: the only one it
+ * listens to, with nothing to repair. */
+static nn_lreg *nn_sleep_candidate(void)
+{
+    nn_lreg *lr;
+
+    if (nn_nactive != 1 || nn_repairs != NULL)
+        return NULL;
+    if (nn_single == NULL) {
+        pthread_mutex_lock(&nn_disp.lock);
+        for (lr = nn_disp.all; lr != NULL && !lr->in_epoll; lr = lr->anext)
+            ;
+        pthread_mutex_unlock(&nn_disp.lock);
+        nn_single = lr;
+    }
+    lr = nn_single;
+    return lr != NULL && lr->can_wait && !lr->stopped ? lr : NULL;
+}
+
 static void *nn_dispatcher(void *arg)
 {
     struct epoll_event events[64];
@@ -964,7 +1014,29 @@ static void *nn_dispatcher(void *arg)
     pthread_cond_broadcast(&nn_disp.attached_cond);
     pthread_mutex_unlock(&nn_disp.lock);
     for (;;) {
-        int n = epoll_wait(nn_disp.epfd, events, 64, nn_repairs != NULL ? 0 : -1), i;
+        nn_lreg *one = nn_sleep_candidate();
+        int n, i;
+        if (one != NULL) {
+            /* One socket to listen to: sleep in its read, one system call per wake-up
+             * instead of epoll_wait and a read; a new registration or a cancel wakes it
+             * (nn_wake), and a second socket brings epoll back. */
+            pthread_mutex_lock(&nn_disp.lock);
+            if (nn_disp.adds == NULL && nn_disp.removes == NULL)
+                nn_disp.asleep = one;
+            else
+                one = NULL; /* queued work first */
+            pthread_mutex_unlock(&nn_disp.lock);
+            if (one != NULL) {
+                nn_read_some(one, buf, 1);
+                pthread_mutex_lock(&nn_disp.lock);
+                nn_disp.asleep = NULL;
+                pthread_mutex_unlock(&nn_disp.lock);
+            }
+            nn_service(buf);
+            nn_repair_pass();
+            continue;
+        }
+        n = epoll_wait(nn_disp.epfd, events, 64, nn_repairs != NULL ? 0 : -1);
         if (n < 0 && errno != EINTR)
             break;
         for (i = 0; i < n; i++) {
@@ -1091,11 +1163,11 @@ int nn_backend_register(nn_reg *reg, int *stable_now, nn_table *table, nn_error 
         nn_disp.all = lr;
         lr->qnext = nn_disp.adds;
         nn_disp.adds = lr;
+        nn_wake();
     }
     pthread_mutex_unlock(&nn_disp.lock);
     if (rc < 0)
         goto fail;
-    nn_wake();
     return 0;
 fail:
     nn_lreg_free(lr);
@@ -1111,8 +1183,8 @@ void nn_backend_cancel(nn_reg *reg, int from_callback)
     if (lr != NULL && lr->generation == nn_disp.generation) {
         lr->rnext = nn_disp.removes;
         nn_disp.removes = lr;
-        pthread_mutex_unlock(&nn_disp.lock);
         nn_wake();
+        pthread_mutex_unlock(&nn_disp.lock);
         return;
     }
     pthread_mutex_unlock(&nn_disp.lock);
@@ -1129,6 +1201,9 @@ void nn_backend_after_fork_child(void)
     nn_disp.attached = 0;
     memset(&nn_sess, 0, sizeof nn_sess); /* its thread, and its GIL hold, did not survive */
     nn_repairs = NULL;
+    nn_nactive = 0;
+    nn_single = NULL;
+    nn_disp.asleep = NULL;
     while ((lr = nn_disp.all) != NULL) {
         nn_disp.all = lr->anext;
         lr->anext = lr->aprev = NULL;

@@ -14,6 +14,7 @@
 #include "nn_netlink.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <poll.h>
@@ -869,7 +870,8 @@ static void nn_nl_deliver(nn_nlsock *s, const void *buf, size_t len, int *stop, 
     }
 }
 
-int nn_nl_read(nn_nlsock *s, void *buf, size_t bufsize, nn_nl_msg_cb cb, void *ctx, nn_error *err)
+static int nn_nl_read_flags(nn_nlsock *s, void *buf, size_t bufsize, nn_nl_msg_cb cb, void *ctx, nn_error *err,
+                            int first_flags)
 {
     struct mmsghdr msgs[NN_NL_BATCH];
     struct iovec iov[NN_NL_BATCH];
@@ -894,7 +896,7 @@ int nn_nl_read(nn_nlsock *s, void *buf, size_t bufsize, nn_nl_msg_cb cb, void *c
             msgs[i].msg_hdr.msg_iovlen = 1;
         }
         do
-            n = recvmmsg(s->fd, msgs, want, MSG_DONTWAIT, NULL);
+            n = recvmmsg(s->fd, msgs, want, count == 0 ? first_flags : MSG_DONTWAIT, NULL);
         while (n < 0 && errno == EINTR);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             s->drained = 1;
@@ -923,6 +925,44 @@ int nn_nl_read(nn_nlsock *s, void *buf, size_t bufsize, nn_nl_msg_cb cb, void *c
         }
     }
     return count; /* more may be queued: the caller comes back (epoll is level-triggered) */
+}
+
+int nn_nl_read(nn_nlsock *s, void *buf, size_t bufsize, nn_nl_msg_cb cb, void *ctx, nn_error *err)
+{
+    return nn_nl_read_flags(s, buf, bufsize, cb, ctx, err, MSG_DONTWAIT);
+}
+
+int nn_nl_read_wait(nn_nlsock *s, void *buf, size_t bufsize, nn_nl_msg_cb cb, void *ctx, nn_error *err)
+{
+    /* MSG_WAITFORONE: asleep until the first datagram, then what else is queued */
+    return nn_nl_read_flags(s, buf, bufsize, cb, ctx, err, MSG_WAITFORONE);
+}
+
+int nn_nl_set_blocking(nn_nlsock *s)
+{
+    int flags = fcntl(s->fd, F_GETFL);
+    if (flags < 0 || fcntl(s->fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+        return -1;
+    return 0;
+}
+
+int nn_nl_wake(nn_nlsock *s)
+{
+    struct nlmsghdr req;
+    struct sockaddr_nl sa;
+    ssize_t n;
+
+    memset(&req, 0, sizeof req);
+    req.nlmsg_len = sizeof req;
+    req.nlmsg_type = RTM_GETLINK;
+    req.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+    req.nlmsg_seq = 0;
+    memset(&sa, 0, sizeof sa);
+    sa.nl_family = AF_NETLINK;
+    do
+        n = sendto(s->fd, &req, sizeof req, MSG_DONTWAIT, (struct sockaddr *)&sa, sizeof sa);
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)sizeof req ? 0 : -1;
 }
 
 /* Waits until fd is readable or the deadline passes: 1 readable, 0 timeout, -1 error. */

@@ -84,6 +84,21 @@ int nn_nl_dump(nn_nlsock *s, uint16_t type, uint8_t family, nn_nl_msg_cb cb, nn_
  * or -1 with *err set; err->errnum == ENOBUFS means the socket overflowed and events were
  * lost. */
 int nn_nl_read(nn_nlsock *s, void *buf, size_t bufsize, nn_nl_msg_cb cb, void *ctx, nn_error *err);
+/* nn_nl_read that first sleeps until a datagram is queued: one system call per wake-up
+ * where a poll or epoll_wait and a read take two. The socket must be blocking
+ * (nn_nl_set_blocking); nn_nl_wake, from any thread, ends the sleep. Never with the GIL. */
+int nn_nl_read_wait(nn_nlsock *s, void *buf, size_t bufsize, nn_nl_msg_cb cb, void *ctx, nn_error *err);
+/* Clears O_NONBLOCK: every read of this module but nn_nl_read_wait's first passes
+ * MSG_DONTWAIT, so only that one sleeps. 0, or -1 with errno set. */
+int nn_nl_set_blocking(nn_nlsock *s);
+/* Wakes a thread asleep in nn_nl_read_wait on s: sends the kernel an empty request that
+ * asks for an acknowledgement, which the kernel queues on s at once, without a lock (an
+ * rtnetlink message without a family byte is acknowledged unread). The acknowledgement is
+ * a reply to s itself, so reads skip it; its sequence number, 0, is none a dump uses.
+ * Needs no privilege (the kernel takes requests from anyone; a unicast to another socket
+ * would need CAP_NET_ADMIN). A queue already full drops it (and counts a drop), but then
+ * the reader is not asleep. 0, or -1 with errno set. */
+int nn_nl_wake(nn_nlsock *s);
 
 /* ---------------------------------------------------------------- parsers */
 

@@ -12,6 +12,7 @@
 #include "../../csrc/nn_netlink.c"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <stdarg.h>
@@ -553,6 +554,99 @@ static void test_dump_recovery(void)
     }
     run("i=0; while [ $i -lt 2000 ]; do echo \"route del 10.200.$((i / 250)).$((i % 250))/32 via 10.1.2.9\";"
         " i=$((i + 1)); done | ip -batch -");
+}
+
+/* nn_nl_read_wait sleeps until a datagram comes; nn_nl_wake, from another thread, ends
+ * the sleep with an acknowledgement that no callback sees; a notification ends it too. */
+typedef struct {
+    nn_nlsock *s;
+    int calls, rc, done;
+    pthread_mutex_t lock;
+} waiter;
+
+static void *wait_thread(void *arg)
+{
+    waiter *w = arg;
+    nn_error err;
+    unsigned char buf[65536];
+    int calls = 0;
+
+    memset(&err, 0, sizeof(err));
+    int rc = nn_nl_read_wait(w->s, buf, sizeof(buf), count_cb, &calls, &err);
+    pthread_mutex_lock(&w->lock);
+    w->rc = rc;
+    w->calls = calls;
+    w->done = 1;
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+static int waiter_done(waiter *w, double seconds)
+{
+    struct timespec t0, pause = {0, 2000000};
+    int done = 0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!done && seconds_since(&t0) < seconds) {
+        pthread_mutex_lock(&w->lock);
+        done = w->done;
+        pthread_mutex_unlock(&w->lock);
+        if (!done)
+            nanosleep(&pause, NULL);
+    }
+    return done;
+}
+
+static void test_wait_and_wake(void)
+{
+    nn_error err;
+    nn_nlsock s;
+    unsigned g = RTNLGRP_IPV4_IFADDR;
+    unsigned char buf[65536];
+    pthread_t t;
+    waiter w;
+    int calls = 0;
+
+    memset(&err, 0, sizeof(err));
+    memset(&w, 0, sizeof(w));
+    pthread_mutex_init(&w.lock, NULL);
+    w.s = &s;
+    if (nn_nl_open(&s, &g, 1, 0, &err) < 0) {
+        check(0, "nn_nl_open: %s %d", err.call, err.errnum);
+        return;
+    }
+    check(nn_nl_set_blocking(&s) == 0 && !(fcntl(s.fd, F_GETFL) & O_NONBLOCK), "nn_nl_set_blocking clears O_NONBLOCK");
+    check(nn_nl_read(&s, buf, sizeof(buf), count_cb, &calls, &err) == 0 && s.drained,
+          "nn_nl_read on a blocking socket with nothing queued returns at once");
+
+    pthread_create(&t, NULL, wait_thread, &w);
+    check(!waiter_done(&w, 0.2), "nn_nl_read_wait sleeps while nothing is queued");
+    check(nn_nl_wake(&s) == 0, "nn_nl_wake sends its request");
+    int woke = waiter_done(&w, 5.0);
+    check(woke && w.rc == 1 && w.calls == 0, "nn_nl_wake wakes it: rc %d, %d callbacks (the acknowledgement is skipped)",
+          w.rc, w.calls);
+    if (!woke) { /* a thread asleep for good: the test failed, do not hang it */
+        pthread_detach(t);
+        return;
+    }
+    pthread_join(t, NULL);
+
+    if (in_private_netns()) {
+        w.done = 0;
+        pthread_create(&t, NULL, wait_thread, &w);
+        check(!waiter_done(&w, 0.1), "asleep again");
+        run("ip addr add 10.9.3.1/32 dev va");
+        woke = waiter_done(&w, 5.0);
+        check(woke && w.rc >= 1 && w.calls >= 1, "a notification wakes it: rc %d, %d callbacks", w.rc, w.calls);
+        if (woke)
+            pthread_join(t, NULL);
+        else {
+            nn_nl_wake(&s);
+            pthread_join(t, NULL);
+        }
+        run("ip addr del 10.9.3.1/32 dev va");
+    }
+    nn_nl_close(&s);
+    pthread_mutex_destroy(&w.lock);
 }
 
 static int link_seen, link_ignored, link_bad, capture_n;
@@ -1433,6 +1527,7 @@ int main(void)
         test_entries();
     test_notifications();
     test_dump_recovery();
+    test_wait_and_wake();
     test_extras();
     test_robustness();
     test_malformed_parsers();

@@ -8,7 +8,7 @@ out=${TMPDIR:-/tmp}/nn_selftest
 mkdir -p "$out"
 # recvmsg and sendto are wrapped so that the malformed-input tests can forge kernel replies
 flags="-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -I$here/../../csrc
-       -Wl,--wrap=recvmsg -Wl,--wrap=recvmmsg -Wl,--wrap=sendto"
+       -pthread -Wl,--wrap=recvmsg -Wl,--wrap=recvmmsg -Wl,--wrap=sendto"
 gcc $flags -O2 -o "$out/nl_selftest" "$here/nl_selftest.c"
 gcc $flags -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
     -o "$out/nl_selftest_asan" "$here/nl_selftest.c"
