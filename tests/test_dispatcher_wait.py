@@ -1,0 +1,43 @@
+"""How the Linux dispatcher waits (docs/api.md): in the read of the one socket it listens to, or in epoll.
+
+The checks run in a fresh interpreter (tests/wait_script.py), where no other test's registration is live; the
+system call the dispatcher sleeps in is read from /proc. A registration or a cancel made while the dispatcher
+sleeps in a read must wake it: without the wake, the second registration's initial notification never comes.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+
+import pytest
+from nettest import TESTS_DIR, NetNS, run_python
+
+pytestmark = pytest.mark.linux
+
+WAIT_SCRIPT = TESTS_DIR / "wait_script.py"
+
+
+@pytest.mark.skipif(
+    platform.machine() not in ("x86_64", "aarch64"),
+    reason="the script knows the system call numbers of x86_64 and aarch64 only",
+)
+def test_the_dispatcher_sleeps_in_the_read_of_its_one_socket_and_wakes_for_its_queues(ns: NetNS) -> None:
+    done = run_python([str(WAIT_SCRIPT)], timeout=60)
+    report_text = f"exit code {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    assert done.returncode == 0, report_text
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    # one registration: a read; two: epoll; back to one: a read; none: epoll (nothing to read)
+    assert "recvmmsg" in report["one"], report
+    assert report["woken_for_a_registration"], report
+    assert report["initial_after_s"] < 2.0, report
+    assert any(name.startswith("epoll") for name in report["two"]), report
+    assert "recvmmsg" not in report["two"], report
+    assert report["link_seen"], report
+    assert report["route_seen"], report
+    assert "recvmmsg" in report["one_again"], report
+    assert report["cancel_second_s"] < 1.0, report
+    assert report["cancel_first_s"] < 1.0, report
+    assert any(name.startswith("epoll") for name in report["none"]), report
+    assert "recvmmsg" not in report["none"], report
+    assert report["after_cancel"] == [], report  # the cancelled registration saw no delete
