@@ -124,7 +124,10 @@ static struct {
     nn_lreg *adds, *removes;
     nn_lreg *all;
     nn_lreg *asleep; /* the registration in whose read the dispatcher sleeps, or NULL */
-} nn_disp = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, -1, -1, 0, NULL, NULL, NULL, NULL};
+    int wakers;      /* threads sending a wake on asleep's socket, the lock released (nn_wake_end) */
+    pthread_cond_t woken; /* wakers fell to 0 */
+} nn_disp = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, -1, -1, 0, NULL, NULL,
+             NULL, NULL, 0, PTHREAD_COND_INITIALIZER};
 
 static int nn_family_wanted(const nn_lreg *lr, int family)
 {
@@ -739,20 +742,50 @@ static int nn_resync(nn_lreg *lr, nn_error *err)
 
 /* ------------------------------------------------------------------ dispatcher */
 
-/* Wakes the dispatcher for its queues; the caller holds nn_disp.lock. Asleep in a read
- * of one socket, it wakes when the kernel acknowledges a request sent on that socket
- * (nn_nl_wake): the socket stays open while it sleeps, which it cannot stop doing without
- * the lock. Otherwise it waits in epoll_wait, and the eventfd wakes it. */
-static void nn_wake(void)
+/* Wakes the dispatcher for its queues, in two halves: nn_wake_begin with nn_disp.lock
+ * held, nn_wake_end once it is released. Waiting in epoll_wait, the dispatcher is woken by
+ * the eventfd. Asleep in the read of one socket, it wakes when the kernel acknowledges a
+ * request sent on that socket (nn_nl_wake), sent by nn_wake_end without the lock: the
+ * dispatcher, woken at once, takes the lock next. The waker counts itself in
+ * nn_disp.wakers meanwhile, and the dispatcher closes no socket until none is left
+ * (nn_wait_wakers): the descriptor stays the socket's. */
+static int nn_wake_begin(void)
 {
     uint64_t one = 1;
     ssize_t n;
 
-    if (nn_disp.asleep != NULL && nn_nl_wake(&nn_disp.asleep->sock) == 0)
-        return;
+    if (nn_disp.asleep != NULL) {
+        nn_disp.wakers++;
+        return nn_disp.asleep->sock.fd;
+    }
     do
         n = write(nn_disp.evfd, &one, sizeof one);
     while (n < 0 && errno == EINTR);
+    return -1;
+}
+
+static void nn_wake_end(int fd)
+{
+    nn_nlsock s = {fd, 0, 0, 0, 0};
+
+    if (fd < 0)
+        return;
+    /* A failure (no memory for the request) leaves the dispatcher asleep until the
+     * socket's next notification: the queued work waits, nothing is lost. */
+    (void)nn_nl_wake(&s);
+    pthread_mutex_lock(&nn_disp.lock);
+    if (--nn_disp.wakers == 0)
+        pthread_cond_broadcast(&nn_disp.woken);
+    pthread_mutex_unlock(&nn_disp.lock);
+}
+
+/* The dispatcher, before it closes a socket: no waker still holds its descriptor. */
+static void nn_wait_wakers(void)
+{
+    pthread_mutex_lock(&nn_disp.lock);
+    while (nn_disp.wakers > 0)
+        pthread_cond_wait(&nn_disp.woken, &nn_disp.lock);
+    pthread_mutex_unlock(&nn_disp.lock);
 }
 
 static void nn_check_stable(nn_lreg *lr)
@@ -933,6 +966,7 @@ static void nn_stop_one(nn_lreg *lr)
     lr->stopped = 1;
     if (lr->needs_repair)
         nn_unschedule_repair(lr);
+    nn_wait_wakers();
     nn_nl_close(&lr->sock);
     pthread_mutex_lock(&nn_disp.lock);
     if (lr->aprev != NULL)
@@ -1115,7 +1149,7 @@ int nn_backend_init(nn_error *err)
 int nn_backend_register(nn_reg *reg, int *stable_now, nn_table *table, nn_error *err)
 {
     nn_lreg *lr;
-    int rc;
+    int rc, wake = -1;
 
     *stable_now = 0;
     if (reg->kind == NN_KIND_TEREDO) {
@@ -1163,11 +1197,12 @@ int nn_backend_register(nn_reg *reg, int *stable_now, nn_table *table, nn_error 
         nn_disp.all = lr;
         lr->qnext = nn_disp.adds;
         nn_disp.adds = lr;
-        nn_wake();
+        wake = nn_wake_begin();
     }
     pthread_mutex_unlock(&nn_disp.lock);
     if (rc < 0)
         goto fail;
+    nn_wake_end(wake);
     return 0;
 fail:
     nn_lreg_free(lr);
@@ -1177,14 +1212,16 @@ fail:
 void nn_backend_cancel(nn_reg *reg, int from_callback)
 {
     nn_lreg *lr = (nn_lreg *)reg->backend;
+    int wake;
 
     (void)from_callback; /* the core's cancelled flag already stops deliveries */
     pthread_mutex_lock(&nn_disp.lock);
     if (lr != NULL && lr->generation == nn_disp.generation) {
         lr->rnext = nn_disp.removes;
         nn_disp.removes = lr;
-        nn_wake();
+        wake = nn_wake_begin();
         pthread_mutex_unlock(&nn_disp.lock);
+        nn_wake_end(wake);
         return;
     }
     pthread_mutex_unlock(&nn_disp.lock);
@@ -1198,6 +1235,8 @@ void nn_backend_after_fork_child(void)
      * child only, and drop its references. A new one starts on the next registration. */
     pthread_mutex_init(&nn_disp.lock, NULL);
     pthread_cond_init(&nn_disp.attached_cond, NULL);
+    pthread_cond_init(&nn_disp.woken, NULL);
+    nn_disp.wakers = 0;
     nn_disp.attached = 0;
     memset(&nn_sess, 0, sizeof nn_sess); /* its thread, and its GIL hold, did not survive */
     nn_repairs = NULL;
