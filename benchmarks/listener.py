@@ -41,6 +41,16 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def thread_cpu_ns() -> dict[int, int]:
+    """CPU time of each thread of this process, in ns (/proc/self/task/TID/schedstat)."""
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        path = f"/proc/self/task/{tid}/schedstat"
+        with contextlib.suppress(OSError, ValueError, IndexError), open(path) as f:
+            out[int(tid)] = int(f.read().split()[0])
+    return out
+
+
 def maxrss_kib() -> int:
     """Peak RSS (VmHWM): ru_maxrss would carry the harness's over fork and exec."""
     return kib(proc_status()["VmHWM"])
@@ -118,8 +128,10 @@ class Run:
         self.cpu_of: Callable[[], float] = cpu_seconds
         self.rss_of: Callable[[], int] = maxrss_kib
         self.before_report: Callable[[], None] | None = None
+        self.threads0: dict[int, int] = {}
 
     def start(self) -> None:
+        self.threads0 = thread_cpu_ns()
         self.cpu0 = self.cpu_of()
         self.ready_ns = time.monotonic_ns()
         ready(self.socket_pids)
@@ -147,6 +159,13 @@ class Run:
             self.before_report()
         if not self.end_ns:
             self.end_ns = self.ready_ns
+        # Where the CPU went: the main thread (a watcher's consumer) and the busiest other thread (netnotify's
+        # dispatcher), from ready to now.
+        threads1 = thread_cpu_ns()
+        main = threading.main_thread().native_id
+        spent = {tid: ns - self.threads0.get(tid, 0) for tid, ns in threads1.items()}
+        self.extra["main_thread_cpu_s"] = spent.pop(main, 0) / 1e9
+        self.extra["busiest_other_thread_cpu_s"] = max(spent.values(), default=0) / 1e9
         emit(
             {
                 "events": self.count,

@@ -932,6 +932,19 @@ def report(bench: Bench, reps: int, workloads: list[Workload], seconds: float, c
                 f"{approx}{fmt(med(rs, 'wall_s'), 3)} | {fmt(med(rs, 'maxrss_kib') / 1024, 1)} |"
             )
         add("")
+        split = []
+        for n in LISTENERS:
+            rs = [r for r in runs_of(runs, w.name, n) if "busiest_other_thread_cpu_s" in r]
+            if n in NETNOTIFY and rs:
+                per = med(rs, "events") * w.messages / expected_per(w, n)
+                dispatcher = med(rs, "busiest_other_thread_cpu_s") * 1e6 / max(1.0, per)
+                consumer = med(rs, "main_thread_cpu_s") * 1e6 / max(1.0, per)
+                split.append(f"{n} {fmt(dispatcher)} / {fmt(consumer)}")
+        if split:
+            add(
+                "netnotify's CPU µs per message by thread, the dispatcher / the main thread (a watcher's "
+                f"consumer): {'; '.join(split)}.\n"
+            )
 
     # ---- latency
     add("## Latency\n")
