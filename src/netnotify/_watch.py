@@ -161,6 +161,10 @@ _CHANGES: Final = {
     MibNotificationType.DELETE_INSTANCE: Change.DELETE,
 }
 _OVERFLOW_MARK: Final = object()  # where, in a bounded queue, the consumer must resynchronise
+# For the paths every change takes: a member looked up on an Enum class costs several times a global's lookup.
+_ADD: Final = Change.ADD
+_CHANGE: Final = Change.CHANGE
+_DELETE: Final = Change.DELETE
 
 Key: TypeAlias = tuple[Hashable, ...]
 
@@ -432,7 +436,7 @@ class Watcher:
             return
         when = time.time()
         complete = _ROWS_ARRIVE_COMPLETE
-        if self._complete and not complete and change is not Change.DELETE:
+        if self._complete and not complete and change is not _DELETE:
             row, complete = self._completed(kind, row)
         with self._lock:
             if self._closed:
@@ -473,21 +477,21 @@ class Watcher:
     def _normalize(self, kind: Kind, change: Change, row: Row, when: float, complete: bool) -> None:
         key = (kind, row._identity)  # _key(), inlined: this runs for every change
         previous = self._state.get(key)
-        if change is Change.DELETE:
+        if change is _DELETE:
             if previous is None:
                 if kind in self._state_known:
                     return  # a delete of an object the consumer never had
-                event = _row_event(kind, Change.DELETE, row, when, complete)
+                event = _row_event(kind, _DELETE, row, when, complete)
             else:
                 del self._state[key]
-                event = _MAKE_EVENT[kind](Change.DELETE, previous[0], when, previous[1])
+                event = _MAKE_EVENT[kind](_DELETE, previous[0], when, previous[1])
         else:
             if previous is not None and previous[0] == row:
                 return
             self._state[key] = (row, complete)
             if previous is not None and self._ignore_lifetimes and _only_lifetimes_differ(previous[0], row):
                 return
-            event = _MAKE_EVENT[kind](Change.ADD if previous is None else Change.CHANGE, row, when, complete)
+            event = _MAKE_EVENT[kind](_ADD if previous is None else _CHANGE, row, when, complete)
         if self._plain and self._settle is None:  # _deliver() and _emit(), inlined for the common case
             self._queue.append(event)
             if self._waiting or self._async_waiters:
@@ -665,10 +669,10 @@ class Watcher:
         """The next event; TimeoutError if none comes within timeout seconds, WatcherClosed once closed."""
         if timeout is not None:
             timeout = _timeout_seconds(timeout)
-        if self._plain:
+        if self._plain and self._queue:  # tested first: an empty deque's popleft raises, which costs more
             try:
                 return self._queue.popleft()  # type: ignore[return-value]
-            except IndexError:
+            except IndexError:  # another consumer took it
                 pass
         self._check_queued()
         try:
@@ -682,8 +686,9 @@ class Watcher:
 
     def _get(self, timeout: float | None) -> Event:
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            with self._lock:
+        lock = self._lock
+        with lock:  # held but while the thread sleeps: one acquisition per wake-up, not two
+            while True:
                 event = self._take_locked()
                 if event is not None:
                     return event
@@ -698,10 +703,11 @@ class Watcher:
                 self._waiting += 1
                 self._sleepers += 1
                 generation = self._rings
-            try:
-                bell.wait(remaining)  # the bells wait at most TIMEOUT_MAX at once: the loop waits again
-            finally:
-                with self._lock:
+                lock.release()
+                try:
+                    bell.wait(remaining)  # the bells wait at most TIMEOUT_MAX at once: the loop waits again
+                finally:
+                    lock.acquire()
                     self._sleepers -= 1
                     if self._rings == generation:  # not rung: count this waiter out
                         self._waiting -= 1
@@ -723,10 +729,10 @@ class Watcher:
         """The next event, awaited; TimeoutError and WatcherClosed as for get()."""
         if timeout is not None:
             timeout = _timeout_seconds(timeout)
-        if self._plain:
+        if self._plain and self._queue:
             try:
                 return self._queue.popleft()  # type: ignore[return-value]
-            except IndexError:
+            except IndexError:  # another consumer took it
                 pass
         self._check_queued()
         loop = asyncio.get_running_loop()
@@ -745,7 +751,10 @@ class Watcher:
             if remaining is not None and remaining <= 0:
                 raise TimeoutError(f"no network change within {timeout} s")
             try:
-                await asyncio.wait_for(future, remaining)
+                if remaining is None:
+                    await future
+                else:
+                    await asyncio.wait_for(future, remaining)
             except TimeoutError:
                 raise TimeoutError(f"no network change within {timeout} s") from None
             finally:
