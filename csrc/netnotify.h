@@ -326,5 +326,10 @@ int nn_backend_luid_to_name(uint64_t luid, char *name, size_t size, nn_error *er
 int nn_backend_name_to_luid(const char *name, uint64_t *luid, nn_error *err);
 /* Called in the child after fork(): forget every inherited registration. */
 void nn_backend_after_fork_child(void);
+#ifdef __linux__
+/* Linux: a consumer's thread reads the registration's notifications itself while it waits
+ * (nn_linux.c). 1 read, 0 not now, -1 with *err set (EINTR: a signal). Without the GIL. */
+int nn_backend_read_here(nn_reg *reg, nn_error *err);
+#endif
 
 #endif /* NETNOTIFY_H */

@@ -14,6 +14,7 @@
  */
 #include "nn_py.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -569,6 +570,42 @@ static PyObject *nn_handle_cancel(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+#ifdef __linux__
+/* Watcher support (netnotify._watch): the calling thread reads the registration's next
+ * notifications itself, delivering them to its callback on this thread (nn_backend_read_here).
+ * True after a read (or a signal whose handler returned), False when the dispatcher reads
+ * them now (wait for it instead). Private: the watcher uses it. */
+static PyObject *nn_handle_read_here(PyObject *self, PyObject *unused)
+{
+    nn_handleobj *h = (nn_handleobj *)self;
+    nn_reg *reg = NULL;
+    nn_error err = {0, 0, NULL, NULL};
+    int rc;
+
+    (void)unused;
+    nn_core_lock();
+    if (h->state == NN_H_ACTIVE && !h->reg->cancelled) {
+        reg = h->reg;
+        reg->refcnt++; /* nn_reg_incref takes the lock held here */
+    }
+    nn_core_unlock();
+    if (reg == NULL)
+        Py_RETURN_FALSE;
+    Py_BEGIN_ALLOW_THREADS
+    rc = nn_backend_read_here(reg, &err);
+    Py_END_ALLOW_THREADS
+    nn_reg_decref(reg);
+    if (rc < 0 && err.errnum == EINTR) {
+        if (PyErr_CheckSignals() < 0)
+            return NULL;
+        Py_RETURN_TRUE;
+    }
+    if (rc < 0)
+        return nn_raise(nn_state_of_type(Py_TYPE(self)), &err);
+    return PyBool_FromLong(rc);
+}
+#endif
+
 static PyObject *nn_handle_enter(PyObject *self, PyObject *unused)
 {
     (void)unused;
@@ -664,6 +701,9 @@ static void nn_handle_dealloc(PyObject *self)
 static PyMethodDef nn_handle_methods[] = {
     {"cancel", nn_handle_cancel, METH_NOARGS,
      "Cancel the registration; a second call does nothing. Returns when no callback of it runs."},
+#ifdef __linux__
+    {"_read_here", nn_handle_read_here, METH_NOARGS, NULL},
+#endif
     {"__enter__", nn_handle_enter, METH_NOARGS, NULL},
     {"__exit__", nn_handle_exit, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL}};

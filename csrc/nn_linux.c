@@ -100,6 +100,18 @@ struct nn_lreg {
     unsigned generation; /* fork generation that created it */
     int in_epoll;     /* sock is in the dispatcher's epoll set (nn_set_in_epoll) */
     int can_wait;     /* both sockets are blocking: the dispatcher may sleep in a read of sock */
+    /* Reading on the consumer's thread (nn_backend_read_here), under nn_disp.lock: */
+    int readable_here; /* asked for once by a consumer ... */
+    int here_ok;       /* ... and seen by the dispatcher, which never sleeps in this socket's read
+                        * any more, and reads it only under `reading` */
+    int here;          /* a consumer thread reads it now: the dispatcher leaves it alone */
+    int reading;       /* the dispatcher reads it now: a consumer waits for the dispatcher */
+    int repair_wanted; /* the consumer's read saw an overflow: the dispatcher repairs */
+    nn_lreg *rqnext;   /* nn_disp.repair_reqs */
+    nn_session *sess;  /* the delivery session of the thread that reads (NULL: the dispatcher's) */
+    unsigned char *here_buf; /* the consumer's read buffer (NN_READ_BUF), made on first use */
+    int live;          /* started by the dispatcher, not stopped yet (under nn_disp.lock) */
+    int cancelling;    /* on the remove queue: no consumer may start reading it (nn_disp.lock) */
     nn_lreg *qnext;   /* add queue */
     nn_lreg *rnext;   /* remove queue: its own link, since a registration can be on both */
     nn_lreg *anext, *aprev; /* every started registration (for fork) */
@@ -125,9 +137,14 @@ static struct {
     nn_lreg *all;
     nn_lreg *asleep; /* the registration in whose read the dispatcher sleeps, or NULL */
     int wakers;      /* threads sending a wake on asleep's socket, the lock released (nn_wake_end) */
-    pthread_cond_t woken; /* wakers fell to 0 */
+    pthread_cond_t woken;  /* wakers fell to 0, or a consumer stopped reading (lr->here) */
+    nn_lreg *repair_reqs;  /* overflows a consumer's read saw, for the dispatcher to repair */
+    int here_asked;        /* a registration's readable_here is new: the dispatcher acknowledges */
 } nn_disp = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, -1, -1, 0, NULL, NULL,
-             NULL, NULL, 0, PTHREAD_COND_INITIALIZER};
+             NULL, NULL, 0, PTHREAD_COND_INITIALIZER, NULL, 0};
+
+/* The session the events of lr are delivered in: the dispatcher's, or a consumer's. */
+#define NN_SESS(lr) ((lr)->sess != NULL ? (lr)->sess : &nn_sess)
 
 static int nn_family_wanted(const nn_lreg *lr, int family)
 {
@@ -148,7 +165,7 @@ static int nn_emit(nn_lreg *lr, nn_notification_type type, const void *row)
     memset(&ev, 0, sizeof ev);
     ev.type = type;
     ev.row = row;
-    if (nn_core_session_deliver(&nn_sess, lr->reg, &ev) < 0) {
+    if (nn_core_session_deliver(NN_SESS(lr), lr->reg, &ev) < 0) {
         lr->stopped = 1;
         return 1;
     }
@@ -503,6 +520,7 @@ static void nn_lreg_free(nn_lreg *lr)
     nn_map_free(&lr->links);
     nn_nl_close(&lr->sock);
     nn_nl_close(&lr->dump_sock);
+    free(lr->here_buf);
     free(lr);
 }
 
@@ -865,6 +883,11 @@ static void nn_repair_pass(void)
             err.detail = "the netlink socket overflowed and could not be read again: changes were lost";
             nn_core_report_error(lr->reg, &err);
         }
+        if (lr->here_ok) { /* repaired (or given up): a consumer may read it again */
+            pthread_mutex_lock(&nn_disp.lock);
+            lr->reading = lr->needs_repair;
+            pthread_mutex_unlock(&nn_disp.lock);
+        }
     }
 }
 
@@ -874,22 +897,26 @@ static void nn_repair_pass(void)
 static int nn_on_message_unheld(void *ctx, const struct nlmsghdr *nlh)
 {
     int rc = nn_on_message(ctx, nlh);
-    nn_core_session_end(&nn_sess);
+    nn_core_session_end(NN_SESS((nn_lreg *)ctx));
     return rc;
 }
 
 /* Reads what is queued on the registration's socket and delivers it; with wait, sleeps
- * first until something is (nn_dispatcher). */
-static void nn_read_some(nn_lreg *lr, unsigned char *buf, int wait)
+ * first until something is (nn_dispatcher). here: a consumer's thread reads
+ * (nn_backend_read_here): what only the dispatcher may do (schedule a repair, change its
+ * epoll set) is left to it. Returns 0, or -1 when a signal ended the sleep. */
+static int nn_read_some(nn_lreg *lr, unsigned char *buf, int wait, int here)
 {
     nn_error err = {0, 0, NULL, NULL};
     int rc;
 
     if (lr->stopped)
-        return;
+        return 0;
     rc = wait ? nn_nl_read_wait(&lr->sock, buf, NN_READ_BUF, nn_on_message, lr, &err)
               : nn_nl_read(&lr->sock, buf, NN_READ_BUF, nn_on_message, lr, &err);
-    nn_core_session_end(&nn_sess); /* never hold the GIL across a blocking call or a report */
+    nn_core_session_end(NN_SESS(lr)); /* never hold the GIL across a blocking call or a report */
+    if (rc < 0 && err.errnum == EINTR)
+        return -1;
     if (rc >= 0 && lr->reread_links && !lr->stopped) {
         lr->reread_links = 0;
         rc = nn_nl_dump(&lr->dump_sock, RTM_GETLINK, AF_UNSPEC, nn_on_message_unheld, NULL, lr, &err);
@@ -914,25 +941,45 @@ static void nn_read_some(nn_lreg *lr, unsigned char *buf, int wait)
     }
     if ((rc < 0 && err.errnum == ENOBUFS) || (rc >= 0 && lr->sock.overflowed)) {
         lr->sock.overflowed = 0;
-        nn_schedule_repair(lr); /* not lost: repaired by a new dump */
+        if (here)
+            lr->repair_wanted = 1; /* handed to the dispatcher when the consumer is done */
+        else
+            nn_schedule_repair(lr); /* not lost: repaired by a new dump */
         rc = 0;
     }
     if (rc < 0) {
-        {
-            /* The socket is unusable: say so once, and stop listening to it. */
+        /* The socket is unusable: say so once, and stop listening to it (a consumer's read
+         * took it out of the epoll set already, and does not put it back). */
+        if (!here) {
             epoll_ctl(nn_disp.epfd, EPOLL_CTL_DEL, lr->sock.fd, NULL);
             nn_set_in_epoll(lr, 0);
-            lr->stopped = 1;
         }
+        lr->stopped = 1;
         nn_core_report_error(lr->reg, &err);
     }
     if (lr->reg->kind == NN_KIND_STABLE)
         nn_check_stable(lr);
+    return 0;
 }
 
+/* The dispatcher's read of a ready socket, unless a consumer's thread reads it. */
 static void nn_readable(nn_lreg *lr, unsigned char *buf)
 {
-    nn_read_some(lr, buf, 0);
+    if (!lr->here_ok) {
+        nn_read_some(lr, buf, 0, 0);
+        return;
+    }
+    pthread_mutex_lock(&nn_disp.lock);
+    if (lr->here) {
+        pthread_mutex_unlock(&nn_disp.lock);
+        return; /* readiness seen before the consumer took the socket out of the set */
+    }
+    lr->reading = 1;
+    pthread_mutex_unlock(&nn_disp.lock);
+    nn_read_some(lr, buf, 0, 0);
+    pthread_mutex_lock(&nn_disp.lock);
+    lr->reading = lr->needs_repair; /* the socket stays the dispatcher's until it is repaired */
+    pthread_mutex_unlock(&nn_disp.lock);
 }
 
 static void nn_start_one(nn_lreg *lr, unsigned char *buf)
@@ -954,11 +1001,28 @@ static void nn_start_one(nn_lreg *lr, unsigned char *buf)
         nn_emit(lr, NN_INITIAL_NOTIFICATION, NULL);
     nn_core_session_end(&nn_sess);
     nn_readable(lr, buf);
+    pthread_mutex_lock(&nn_disp.lock);
+    lr->live = lr->in_epoll && !lr->stopped;
+    pthread_mutex_unlock(&nn_disp.lock);
 }
 
 static void nn_stop_one(nn_lreg *lr)
 {
     nn_reg *reg = lr->reg;
+    nn_lreg **p;
+
+    /* A consumer's read of it ends first (the cancel woke it), and none starts again. */
+    pthread_mutex_lock(&nn_disp.lock);
+    lr->live = 0;
+    while (lr->here)
+        pthread_cond_wait(&nn_disp.woken, &nn_disp.lock);
+    for (p = &nn_disp.repair_reqs; *p != NULL; p = &(*p)->rqnext)
+        if (*p == lr) {
+            *p = lr->rqnext;
+            break;
+        }
+    lr->rqnext = NULL;
+    pthread_mutex_unlock(&nn_disp.lock);
 
     if (lr->in_epoll)
         epoll_ctl(nn_disp.epfd, EPOLL_CTL_DEL, lr->sock.fd, NULL);
@@ -999,13 +1063,33 @@ static nn_lreg *nn_fifo(nn_lreg *q, int remove)
 
 static void nn_service(unsigned char *buf)
 {
-    nn_lreg *adds, *removes, *lr;
+    nn_lreg *adds, *removes, *repairs, *lr;
 
     pthread_mutex_lock(&nn_disp.lock);
     adds = nn_fifo(nn_disp.adds, 0);
     removes = nn_fifo(nn_disp.removes, 1);
-    nn_disp.adds = nn_disp.removes = NULL;
+    repairs = nn_disp.repair_reqs;
+    nn_disp.adds = nn_disp.removes = nn_disp.repair_reqs = NULL;
+    if (nn_disp.here_asked) {
+        nn_disp.here_asked = 0;
+        for (lr = nn_disp.all; lr != NULL; lr = lr->anext)
+            if (lr->readable_here && !lr->here_ok) {
+                lr->here_ok = 1;
+                lr->reading = lr->needs_repair; /* a repair pending: the socket is the dispatcher's */
+            }
+    }
     pthread_mutex_unlock(&nn_disp.lock);
+    while ((lr = repairs) != NULL) { /* from a consumer's read: lr->reading is set */
+        repairs = lr->rqnext;
+        lr->rqnext = NULL;
+        if (!lr->stopped)
+            nn_schedule_repair(lr);
+        else {
+            pthread_mutex_lock(&nn_disp.lock);
+            lr->reading = 0;
+            pthread_mutex_unlock(&nn_disp.lock);
+        }
+    }
     while ((lr = adds) != NULL) {
         adds = lr->qnext;
         lr->qnext = NULL;
@@ -1034,7 +1118,7 @@ static nn_lreg *nn_sleep_candidate(void)
         nn_single = lr;
     }
     lr = nn_single;
-    return lr != NULL && lr->can_wait && !lr->stopped ? lr : NULL;
+    return lr != NULL && !lr->here_ok && lr->can_wait && !lr->stopped ? lr : NULL;
 }
 
 static void *nn_dispatcher(void *arg)
@@ -1061,7 +1145,7 @@ static void *nn_dispatcher(void *arg)
                 one = NULL; /* queued work first */
             pthread_mutex_unlock(&nn_disp.lock);
             if (one != NULL) {
-                nn_read_some(one, buf, 1);
+                (void)nn_read_some(one, buf, 1, 0); /* the dispatcher takes no signal */
                 pthread_mutex_lock(&nn_disp.lock);
                 nn_disp.asleep = NULL;
                 pthread_mutex_unlock(&nn_disp.lock);
@@ -1138,6 +1222,79 @@ static int nn_dispatcher_start(nn_error *err)
     return 0;
 }
 
+/* ------------------------------------------------------------------ a consumer's own read */
+
+/* A watcher's consumer about to sleep until its registration's next event reads the
+ * socket itself, on its own thread, instead of waiting for the dispatcher to read it and
+ * wake it: one thread woken per event instead of two. The dispatcher reads the socket
+ * whenever the consumer does not (it is taken out of the epoll set only for the read, and
+ * put back after it), so nothing waits in the kernel's queue while the consumer is busy.
+ * The first call only asks: the dispatcher acknowledges, and from then on never sleeps in
+ * this socket's read and reads it under lr->reading. An overflow the consumer's read sees
+ * is repaired by the dispatcher. Called without the GIL (callbacks take it). Returns 1
+ * after a read, 0 when the socket cannot be taken now (the caller waits for the
+ * dispatcher instead), -1 with *err set (EINTR: a signal ended the sleep). */
+int nn_backend_read_here(nn_reg *reg, nn_error *err)
+{
+    nn_lreg *lr = (nn_lreg *)reg->backend;
+    struct epoll_event ev;
+    nn_session sess;
+    int rc, wake = -1;
+
+    if (lr == NULL || reg->kind == NN_KIND_STABLE)
+        return 0;
+    pthread_mutex_lock(&nn_disp.lock);
+    if (lr->generation != nn_disp.generation || !lr->live || lr->cancelling || lr->stopped || lr->here ||
+        lr->reading || lr->repair_wanted || !lr->can_wait) {
+        pthread_mutex_unlock(&nn_disp.lock);
+        return 0;
+    }
+    if (!lr->here_ok) {
+        if (!lr->readable_here) {
+            lr->readable_here = 1;
+            nn_disp.here_asked = 1;
+            wake = nn_wake_begin();
+        }
+        pthread_mutex_unlock(&nn_disp.lock);
+        nn_wake_end(wake);
+        return 0;
+    }
+    if (lr->here_buf == NULL && (lr->here_buf = (unsigned char *)malloc(NN_READ_BUF)) == NULL) {
+        pthread_mutex_unlock(&nn_disp.lock);
+        return nn_error_from_errno(err, ENOMEM, "malloc");
+    }
+    lr->here = 1;
+    epoll_ctl(nn_disp.epfd, EPOLL_CTL_DEL, lr->sock.fd, NULL);
+    pthread_mutex_unlock(&nn_disp.lock);
+
+    memset(&sess, 0, sizeof sess);
+    lr->sess = &sess;
+    rc = nn_read_some(lr, lr->here_buf, 1, 1); /* it ends the session */
+    lr->sess = NULL;
+
+    pthread_mutex_lock(&nn_disp.lock);
+    lr->here = 0;
+    if (!lr->stopped) {
+        memset(&ev, 0, sizeof ev);
+        ev.events = EPOLLIN;
+        ev.data.ptr = lr;
+        epoll_ctl(nn_disp.epfd, EPOLL_CTL_ADD, lr->sock.fd, &ev);
+    }
+    if (lr->repair_wanted) {
+        lr->repair_wanted = 0;
+        lr->reading = 1; /* the dispatcher's until repaired */
+        lr->rqnext = nn_disp.repair_reqs;
+        nn_disp.repair_reqs = lr;
+        wake = nn_wake_begin();
+    }
+    pthread_cond_broadcast(&nn_disp.woken); /* nn_stop_one may wait for it */
+    pthread_mutex_unlock(&nn_disp.lock);
+    nn_wake_end(wake);
+    if (rc < 0)
+        return nn_error_from_errno(err, EINTR, "recvmmsg");
+    return 1;
+}
+
 /* ------------------------------------------------------------------ backend interface */
 
 int nn_backend_init(nn_error *err)
@@ -1212,16 +1369,22 @@ fail:
 void nn_backend_cancel(nn_reg *reg, int from_callback)
 {
     nn_lreg *lr = (nn_lreg *)reg->backend;
-    int wake;
+    int wake, here = -1;
 
     (void)from_callback; /* the core's cancelled flag already stops deliveries */
     pthread_mutex_lock(&nn_disp.lock);
     if (lr != NULL && lr->generation == nn_disp.generation) {
         lr->rnext = nn_disp.removes;
         nn_disp.removes = lr;
+        lr->cancelling = 1;
         wake = nn_wake_begin();
+        if (lr->here) { /* a consumer asleep in its read: wake it too, nn_stop_one waits for it */
+            nn_disp.wakers++;
+            here = lr->sock.fd;
+        }
         pthread_mutex_unlock(&nn_disp.lock);
         nn_wake_end(wake);
+        nn_wake_end(here);
         return;
     }
     pthread_mutex_unlock(&nn_disp.lock);
@@ -1243,6 +1406,8 @@ void nn_backend_after_fork_child(void)
     nn_nactive = 0;
     nn_single = NULL;
     nn_disp.asleep = NULL;
+    nn_disp.repair_reqs = NULL;
+    nn_disp.here_asked = 0;
     while ((lr = nn_disp.all) != NULL) {
         nn_disp.all = lr->anext;
         lr->anext = lr->aprev = NULL;

@@ -897,7 +897,9 @@ static int nn_nl_read_flags(nn_nlsock *s, void *buf, size_t bufsize, nn_nl_msg_c
         }
         do
             n = recvmmsg(s->fd, msgs, want, count == 0 ? first_flags : MSG_DONTWAIT, NULL);
-        while (n < 0 && errno == EINTR);
+        while (n < 0 && errno == EINTR && (count > 0 || first_flags == MSG_DONTWAIT));
+        if (n < 0 && errno == EINTR) /* a signal ended the sleep: its handler runs first */
+            return nn_error_from_errno(err, EINTR, "recvmmsg");
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             s->drained = 1;
             return count;

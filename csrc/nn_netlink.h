@@ -86,7 +86,8 @@ int nn_nl_dump(nn_nlsock *s, uint16_t type, uint8_t family, nn_nl_msg_cb cb, nn_
 int nn_nl_read(nn_nlsock *s, void *buf, size_t bufsize, nn_nl_msg_cb cb, void *ctx, nn_error *err);
 /* nn_nl_read that first sleeps until a datagram is queued: one system call per wake-up
  * where a poll or epoll_wait and a read take two. The socket must be blocking
- * (nn_nl_set_blocking); nn_nl_wake, from any thread, ends the sleep. Never with the GIL. */
+ * (nn_nl_set_blocking); nn_nl_wake, from any thread, ends the sleep, and so does a signal
+ * (-1, err->errnum EINTR: nothing was read). Never with the GIL. */
 int nn_nl_read_wait(nn_nlsock *s, void *buf, size_t bufsize, nn_nl_msg_cb cb, void *ctx, nn_error *err);
 /* Clears O_NONBLOCK: every read of this module but nn_nl_read_wait's first passes
  * MSG_DONTWAIT, so only that one sleeps. 0, or -1 with errno set. */

@@ -23,7 +23,7 @@ WAIT_SCRIPT = TESTS_DIR / "wait_script.py"
     reason="the script knows the system call numbers of x86_64 and aarch64 only",
 )
 def test_the_dispatcher_sleeps_in_the_read_of_its_one_socket_and_wakes_for_its_queues(ns: NetNS) -> None:
-    done = run_python([str(WAIT_SCRIPT)], timeout=60)
+    done = run_python([str(WAIT_SCRIPT), "dispatcher"], timeout=60)
     report_text = f"exit code {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     assert done.returncode == 0, report_text
     report = json.loads(done.stdout.strip().splitlines()[-1])
@@ -41,3 +41,32 @@ def test_the_dispatcher_sleeps_in_the_read_of_its_one_socket_and_wakes_for_its_q
     assert any(name.startswith("epoll") for name in report["none"]), report
     assert "recvmmsg" not in report["none"], report
     assert report["after_cancel"] == [], report  # the cancelled registration saw no delete
+
+
+@pytest.mark.skipif(
+    platform.machine() not in ("x86_64", "aarch64"),
+    reason="the script knows the system call numbers of x86_64 and aarch64 only",
+)
+def test_a_blocking_watcher_reads_its_socket_on_its_own_thread_while_it_waits(ns: NetNS) -> None:
+    done = run_python([str(WAIT_SCRIPT), "watch"], timeout=60)
+    report_text = f"exit code {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    assert done.returncode == 0, report_text
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["first"], report
+    assert report["second"], report
+    # waiting, the consumer sleeps in the read of its socket; the dispatcher in epoll_wait
+    assert report["consumer_sleeps_in"] == "recvmmsg", report
+    assert "recvmmsg" not in report["others_sleep_in"], report
+    assert any(name.startswith("epoll") for name in report["others_sleep_in"]), report
+    # busy, it leaves the socket to the dispatcher: 100 changes queued meanwhile, none lost, in order
+    assert report["third"], report
+    assert report["queued_while_busy"] == 100, report
+    assert report["all_seen"], report
+    assert report["in_order"], report
+    assert report["consumer_sleeps_in_again"] == "recvmmsg", report
+    # close() from another thread, and SIGINT, end its sleep
+    assert not report["consumer_alive"], report
+    assert report["close_ended_it_s"] < 2.0, report
+    assert report["main_sleeps_in"] == "recvmmsg", report
+    assert report["got_before_interrupt"] == 2, report
+    assert report["interrupt_after_s"] < 1.0, report

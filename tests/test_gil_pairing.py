@@ -476,7 +476,7 @@ REGRESSIONS = [
     pytest.param(
         "nn_linux.c",
         "              : nn_nl_read(&lr->sock, buf, NN_READ_BUF, nn_on_message, lr, &err);\n"
-        "    nn_core_session_end(&nn_sess);",
+        "    nn_core_session_end(NN_SESS(lr));",
         "              : nn_nl_read(&lr->sock, buf, NN_READ_BUF, nn_on_message, lr, &err);",
         "nn_read_some: may return with the session",
         id="the dispatcher keeps the GIL after a read",

@@ -667,6 +667,43 @@ def test_close_from_another_thread_ends_a_blocked_for_loop(ns: NetNS, lan: Lan) 
 
 
 @linux
+def test_close_ends_every_thread_iterating_one_watcher_while_changes_flow(ns: NetNS, lan: Lan) -> None:
+    """Several threads blocked in one watcher's get() while changes come: close() ends them all.
+
+    A waiter that counted itself after a ring could take the token rung for another, still asleep; that one
+    was then counted by nobody and slept through close() (found with two consumers: about one close in four
+    left a thread blocked).
+    """
+    stop = threading.Event()
+    adds = [f"route add 10.67.{i // 256}.{i % 256}/32 via {lan.gateway4}" for i in range(200)]
+    deletes = [line.replace("route add", "route del").split(" via ")[0] for line in adds]
+
+    def flood() -> None:
+        while not stop.is_set():
+            ns.batch(adds)
+            ns.batch(deletes)
+
+    flooder = threading.Thread(target=flood, daemon=True)  # inherits the namespace
+    flooder.start()
+    stuck = 0
+    try:
+        for _ in range(60):
+            watcher = netnotify.watch("route", family=socket.AF_INET)
+            threads = [threading.Thread(target=list, args=(watcher,), daemon=True) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            time.sleep(0.02)
+            watcher.close()
+            for thread in threads:
+                thread.join(2.0)
+                stuck += thread.is_alive()
+    finally:
+        stop.set()
+        flooder.join(60)
+    assert stuck == 0, f"{stuck} thread(s) still blocked 2 s after close()"
+
+
+@linux
 def test_after_close_get_drains_then_raises_watcher_closed(ns: NetNS, lan: Lan) -> None:
     watcher = netnotify.watch("address", "route")
     ns.ip(f"addr add {V4_ADDRESS} dev v0")  # an address and its routes: several events

@@ -1,10 +1,17 @@
 """Run by test_dispatcher_wait.py in the test's network namespace, in a fresh interpreter (so that no other
-test's registration is live): how netnotify's Linux dispatcher waits, step by step.
+test's registration is live): how netnotify's Linux threads wait, step by step.
 
-With one registration it must sleep in the read of that registration's socket (recvmmsg); with two, in
-epoll_wait; a registration made, or a cancel, while it sleeps in the read must wake it. Each step prints
-"step <name> <outcome>" and one JSON line ends the run: the system call the dispatcher slept in after each
-step (read from /proc/self/task/*/syscall) and what the callbacks saw.
+    python wait_script.py dispatcher   with one registration the dispatcher must sleep in the read of
+                                       that registration's socket (recvmmsg); with two, in epoll_wait; a
+                                       registration made, or a cancel, while it sleeps in the read must
+                                       wake it
+    python wait_script.py watch        a watcher's blocking consumer reads its socket on its own thread
+                                       while it waits (recvmmsg there, the dispatcher in epoll_wait); the
+                                       dispatcher reads it while the consumer is busy; close() and SIGINT
+                                       wake the consumer
+
+One JSON line ends the run: the system calls the threads slept in after each step (read from
+/proc/self/task/*/syscall) and what the consumers saw.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import socket
 import sys
 import threading
@@ -31,21 +39,33 @@ SYSCALLS = {
 }
 
 
-def sleeping_in() -> list[str]:
-    """The system calls the process's other threads are blocked in (the dispatcher's among them)."""
+def syscalls() -> dict[int, str]:
+    """The system call each thread of the process is in (or "running")."""
     names = SYSCALLS[platform.machine()]
-    found = []
-    main = threading.get_native_id()
+    found = {}
     for tid in os.listdir("/proc/self/task"):
-        if int(tid) == main:
-            continue
         try:
             number = Path(f"/proc/self/task/{tid}/syscall").read_text().split()[0]
         except (OSError, IndexError):
             continue
-        if number.lstrip("-").isdigit():
-            found.append(names.get(int(number), f"syscall {number}"))
+        found[int(tid)] = names.get(int(number), f"syscall {number}") if number.isdigit() else "running"
     return found
+
+
+def sleeping_in() -> list[str]:
+    """The system calls the process's other threads are blocked in (the dispatcher's among them)."""
+    main = threading.get_native_id()
+    return [name for tid, name in syscalls().items() if tid != main]
+
+
+def thread_in(tid: int, expected: str, timeout: float = 5.0) -> str:
+    """Waits until thread tid sleeps in `expected`; returns what it is in then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = syscalls().get(tid, "gone")
+        if now.startswith(expected) or time.monotonic() > deadline:
+            return now
+        time.sleep(0.01)
 
 
 def settle_in(expected: str, timeout: float = 5.0) -> list[str]:
@@ -73,7 +93,7 @@ class Seen:
             return self.cond.wait_for(lambda: any(predicate(t, r) for t, r in self.events), timeout)
 
 
-def main() -> None:
+def dispatcher() -> None:
     report: dict[str, Any] = {}
     ip("link add wa0 type veth peer name wa1")
     ip("link set wa0 up")
@@ -115,5 +135,90 @@ def main() -> None:
     print(json.dumps(report))
 
 
+def route_add(i: int) -> None:
+    ip(f"route add 10.79.{i // 256}.{i % 256}/32 via 10.77.0.2")
+
+
+def watch() -> None:
+    report: dict[str, Any] = {}
+    ip("link add wa0 type veth peer name wa1")
+    ip("link set wa0 up")
+    ip("link set wa1 up")
+    ip("address add 10.77.0.1/24 dev wa0")
+    watcher = netnotify.watch("route", family=socket.AF_INET)
+    seen: list[str] = []
+    cond = threading.Condition()
+    pause = threading.Event()
+    consumer_tid: list[int] = []
+
+    def consume() -> None:
+        consumer_tid.append(threading.get_native_id())
+        for event in watcher:
+            assert isinstance(event, netnotify.RouteEvent)
+            with cond:
+                seen.append(f"{event.change} {event.row.destination_prefix}")
+                cond.notify_all()
+            if pause.is_set():
+                pause.clear()
+                time.sleep(1.0)  # busy: the dispatcher must read meanwhile
+
+    def wait_seen(count: int, timeout: float = 5.0) -> bool:
+        with cond:
+            return cond.wait_for(lambda: len(seen) >= count, timeout)
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    route_add(0)  # the first wait asks for the socket: its event comes through the dispatcher
+    report["first"] = wait_seen(1)
+    route_add(1)
+    report["second"] = wait_seen(2)
+    tid = consumer_tid[0]
+    report["consumer_sleeps_in"] = thread_in(tid, "recvmmsg")
+    report["others_sleep_in"] = sorted(
+        name for t, name in syscalls().items() if t not in (tid, threading.get_native_id())
+    )
+
+    pause.set()
+    route_add(2)  # taken, then the consumer is busy for 1 s
+    report["third"] = wait_seen(3)
+    time.sleep(0.05)
+    for i in range(3, 103):
+        route_add(i)
+    time.sleep(0.3)
+    report["queued_while_busy"] = len(watcher)  # read by the dispatcher while the consumer slept
+    report["all_seen"] = wait_seen(103, timeout=10)
+    with cond:
+        report["in_order"] = seen == [f"add 10.79.0.{i}/32" for i in range(103)]
+    report["consumer_sleeps_in_again"] = thread_in(tid, "recvmmsg")
+
+    started = time.monotonic()
+    watcher.close()
+    consumer.join(5)
+    report["close_ended_it_s"] = time.monotonic() - started
+    report["consumer_alive"] = consumer.is_alive()
+
+    # SIGINT while the main thread is the consumer, asleep in its own read
+    watcher = netnotify.watch("route", family=socket.AF_INET)
+    main_tid = threading.get_native_id()
+    for i in range(103, 105):
+        threading.Timer(0.2 * (i - 102), route_add, (i,)).start()
+
+    def interrupt() -> None:
+        report["main_sleeps_in"] = thread_in(main_tid, "recvmmsg")
+        report["sent_at"] = time.monotonic()
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Timer(1.0, interrupt).start()
+    got = 0
+    try:
+        for _event in watcher:
+            got += 1
+    except KeyboardInterrupt:
+        report["interrupt_after_s"] = time.monotonic() - report["sent_at"]
+    report["got_before_interrupt"] = got
+    watcher.close()
+    print(json.dumps(report))
+
+
 if __name__ == "__main__":
-    main()
+    {"dispatcher": dispatcher, "watch": watch}[sys.argv[1]]()

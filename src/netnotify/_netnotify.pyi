@@ -349,6 +349,8 @@ class NotificationHandle:
     @property
     def family(self) -> socket.AddressFamily | None: ...  # None for Teredo
     def cancel(self) -> None: ...  # idempotent, unlike cancel_mib_change_notify2
+    if sys.platform == "linux":
+        def _read_here(self) -> bool: ...  # private: netnotify.watch's consumer reads on its own thread
     def __enter__(self) -> Self: ...
     def __exit__(
         self,

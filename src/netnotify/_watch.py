@@ -238,10 +238,13 @@ class _QueueBell:
         for _ in range(count):
             self._tokens.put(None)
 
-    def wait(self, timeout: float | None) -> None:
-        """Until a token comes (taking it) or timeout seconds pass (at most threading.TIMEOUT_MAX)."""
-        with contextlib.suppress(queue.Empty):
+    def wait(self, timeout: float | None) -> int:
+        """Until a token comes (taking it: 1) or timeout seconds pass (0; at most threading.TIMEOUT_MAX)."""
+        try:
             self._tokens.get(True, None if timeout is None else max(0.0, min(timeout, threading.TIMEOUT_MAX)))
+        except queue.Empty:
+            return 0
+        return 1
 
     def close(self) -> None:
         pass
@@ -249,7 +252,7 @@ class _QueueBell:
 
 class _Bell(Protocol):
     def ring(self, count: int) -> None: ...
-    def wait(self, timeout: float | None) -> None: ...
+    def wait(self, timeout: float | None) -> int: ...
     def close(self) -> None: ...
 
 
@@ -276,10 +279,10 @@ if sys.platform == "linux":
             self.take = self._door.take
             self.close = self._door.close  # the eventfd goes once no delivery session still has to ring it
 
-        def wait(self, timeout: float | None) -> None:
+        def wait(self, timeout: float | None) -> int:
             # poll() without the GIL, then take(), in one C call (0 taken if another waiter took it: the
             # caller looks again); at most ~23 days at once (the caller loops)
-            self._door.wait(None if timeout is None else max(0, math.ceil(min(timeout, 2e6) * 1000)))
+            return self._door.wait(None if timeout is None else max(0, math.ceil(min(timeout, 2e6) * 1000)))
 
     def _new_bell() -> _Bell:
         return _EventfdBell()
@@ -337,6 +340,11 @@ class Watcher:
         self._plain = callback is None and backpressure == "unbounded"
         self._closed = False
         self._handles: list[NotificationHandle] = []
+        # Linux, one row kind, queued: a consumer about to sleep in get() reads the registration's socket on
+        # its own thread (NotificationHandle._read_here) instead of waiting to be woken by the dispatcher,
+        # which reads it whenever no consumer does. One reader at a time: _here_reading.
+        self._here: NotificationHandle | None = None
+        self._here_reading = False
         # The watcher's view of every object: (row, complete). Kinds whose table could not be read have
         # an incomplete view, and then a delete of an unknown object is still reported.
         self._state: dict[Key, tuple[Row, bool]] = {}
@@ -368,6 +376,13 @@ class Watcher:
     def _start(self) -> None:
         try:
             self._register()
+            if (
+                sys.platform == "linux"
+                and self._callback is None
+                and len(self._handles) == 1
+                and self.kinds[0] in (Kind.INTERFACE, Kind.ADDRESS, Kind.ROUTE)
+            ):
+                self._here = self._handles[0]
             tables = self._read_tables()
         except BaseException:
             self.close()
@@ -674,7 +689,8 @@ class Watcher:
                 return self._queue.popleft()  # type: ignore[return-value]
             except IndexError:  # another consumer took it
                 pass
-        self._check_queued()
+        if self._callback is not None:
+            self._check_queued()
         try:
             return self._get(timeout)
         except RuntimeError as error:
@@ -687,8 +703,11 @@ class Watcher:
     def _get(self, timeout: float | None) -> Event:
         deadline = None if timeout is None else time.monotonic() + timeout
         lock = self._lock
+        tried_here = False  # the socket could not be read on this thread: wait on the bell once
         with lock:  # held but while the thread sleeps: one acquisition per wake-up, not two
             while True:
+                if self._plain and self._queue:  # _take_locked(), inlined for the common case
+                    return self._queue.popleft()  # type: ignore[return-value]
                 event = self._take_locked()
                 if event is not None:
                     return event
@@ -697,22 +716,43 @@ class Watcher:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(f"no network change within {timeout} s")
+                if (
+                    sys.platform == "linux"
+                    and remaining is None
+                    and self._here is not None
+                    and not self._here_reading
+                    and not tried_here
+                ):
+                    here, self._here_reading = self._here, True
+                    lock.release()
+                    try:
+                        read = here._read_here()  # the callbacks run here, on this thread
+                    finally:
+                        lock.acquire()
+                        self._here_reading = False
+                    tried_here = not read
+                    continue  # what was read, or a close meanwhile, is seen at the top
                 if self._bell is None:
                     self._bell = _new_bell()
                 bell = self._bell
                 self._waiting += 1
                 self._sleepers += 1
                 generation = self._rings
+                took = 0
                 lock.release()
                 try:
-                    bell.wait(remaining)  # the bells wait at most TIMEOUT_MAX at once: the loop waits again
+                    took = bell.wait(remaining)  # at most TIMEOUT_MAX at once: the loop waits again
                 finally:
                     lock.acquire()
                     self._sleepers -= 1
-                    if self._rings == generation:  # not rung: count this waiter out
+                    # Not rung: count this waiter out, unless it took a token, which then was rung for
+                    # another sleeper, rung before this one counted itself: that one sleeps on without a
+                    # token, and this one's count is now its own (without it, nothing would ever wake it).
+                    if self._rings == generation and not took:
                         self._waiting -= 1
                     if self.closed:  # closed while this thread slept: the last sleeper lets the bell go
                         self._release_bell()
+                tried_here = False
 
     def __iter__(self) -> Iterator[Event]:
         self._check_queued()
