@@ -13,6 +13,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import typing
 
 import pytest
 from nettest import Lan, NetNS
@@ -87,4 +88,81 @@ def test_overflow_is_repaired_and_the_final_state_equals_the_table(
         with lock:
             assert set(view) == set(table), (len(view), len(table))
             assert all(view[key] == table[key] for key in table)
+    assert reports == [], reports
+
+
+def test_a_watcher_consumer_that_reads_its_own_socket_is_repaired_too(
+    ns: NetNS, lan: Lan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst that overflows while the consumer reads its socket itself (docs/watch.md) is repaired too.
+
+    Whichever read sees the overflow first (the consumer's, or the dispatcher's while the consumer is busy
+    with an event), the dispatcher repairs it: what the consumer applied ends equal to the kernel's table.
+    """
+    monkeypatch.setenv("NETNOTIFY_RCVBUF", "4096")
+    reports: list[object] = []
+    monkeypatch.setattr("sys.unraisablehook", lambda unraisable: reports.append(unraisable.exc_value))
+    stall = threading.Event()
+    stalled_on: list[int] = []
+    original = netnotify.Watcher._on_row
+
+    def on_row(self: netnotify.Watcher, *args: typing.Any) -> None:
+        if stall.is_set():  # the first change of the burst stalls its reader: the tiny buffer overflows
+            stall.clear()
+            stalled_on.append(threading.get_ident())
+            time.sleep(0.5)
+        original(self, *args)
+
+    monkeypatch.setattr(netnotify.Watcher, "_on_row", on_row)
+    view: dict[tuple[object, ...], netnotify.MibIpForwardRow2] = {}
+    lock = threading.Lock()
+    events = [0]
+    watcher = netnotify.watch("route", family=socket.AF_INET, snapshot=True)
+
+    def consume() -> None:
+        for event in watcher:
+            if isinstance(event, netnotify.RouteEvent):
+                with lock:
+                    events[0] += 1
+                    if event.change is netnotify.Change.DELETE:
+                        view.pop(_key(event.row), None)
+                    else:
+                        view[_key(event.row)] = event.row
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    try:
+        # Two changes first: the first wait asks for the socket, the next ones read it on the consumer's
+        # thread.
+        for i in range(2):
+            ns.ip(f"route add 10.99.0.{i}/32 via {lan.gateway4}")
+        time.sleep(0.3)
+        stall.set()
+        drops_before = _netlink_drops()
+        adds = [
+            f"route add 10.{100 + i // 65536}.{i // 256 % 256}.{i % 256}/32 via {lan.gateway4}"
+            for i in range(4000)
+        ]
+        ns.batch(adds)
+        ns.batch([line.replace("route add", "route del").split(" via ")[0] for line in adds[:1500]])
+        deadline = time.monotonic() + 60
+        last = -1
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            with lock:
+                total = events[0]
+            if total == last:
+                break
+            last = total
+        assert stalled_on == [consumer.ident], (
+            "the burst's first change was not read on the consumer's thread"
+        )
+        assert _netlink_drops() > drops_before  # the burst did overflow, or the test proves nothing
+        table = {_key(row): row for row in netnotify.get_ip_forward_table2(socket.AF_INET)}
+        with lock:
+            assert set(view) == set(table), (len(view), len(table))
+            assert all(view[key] == table[key] for key in table)
+    finally:
+        watcher.close()
+        consumer.join(5)
     assert reports == [], reports
