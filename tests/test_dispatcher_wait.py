@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
+from typing import Any
 
 import pytest
 from nettest import TESTS_DIR, NetNS, run_python
@@ -16,17 +17,25 @@ from nettest import TESTS_DIR, NetNS, run_python
 pytestmark = pytest.mark.linux
 
 WAIT_SCRIPT = TESTS_DIR / "wait_script.py"
-
-
-@pytest.mark.skipif(
+KNOWN_SYSCALLS = pytest.mark.skipif(
     platform.machine() not in ("x86_64", "aarch64"),
     reason="the script knows the system call numbers of x86_64 and aarch64 only",
 )
+
+
+def run_wait_script(mode: str) -> dict[str, Any]:
+    """Runs wait_script.py MODE in the test's namespace; its report."""
+    done = run_python([str(WAIT_SCRIPT), mode], timeout=60)
+    assert done.returncode == 0, (
+        f"exit code {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    )
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return report
+
+
+@KNOWN_SYSCALLS
 def test_the_dispatcher_sleeps_in_the_read_of_its_one_socket_and_wakes_for_its_queues(ns: NetNS) -> None:
-    done = run_python([str(WAIT_SCRIPT), "dispatcher"], timeout=60)
-    report_text = f"exit code {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
-    assert done.returncode == 0, report_text
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report = run_wait_script("dispatcher")
     # one registration: a read; two: epoll; back to one: a read; none: epoll (nothing to read)
     assert "recvmmsg" in report["one"], report
     assert report["woken_for_a_registration"], report
@@ -43,15 +52,9 @@ def test_the_dispatcher_sleeps_in_the_read_of_its_one_socket_and_wakes_for_its_q
     assert report["after_cancel"] == [], report  # the cancelled registration saw no delete
 
 
-@pytest.mark.skipif(
-    platform.machine() not in ("x86_64", "aarch64"),
-    reason="the script knows the system call numbers of x86_64 and aarch64 only",
-)
+@KNOWN_SYSCALLS
 def test_a_blocking_watcher_reads_its_socket_on_its_own_thread_while_it_waits(ns: NetNS) -> None:
-    done = run_python([str(WAIT_SCRIPT), "watch"], timeout=60)
-    report_text = f"exit code {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
-    assert done.returncode == 0, report_text
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report = run_wait_script("watch")
     assert report["first"], report
     assert report["second"], report
     # waiting, the consumer sleeps in the read of its socket; the dispatcher in epoll_wait

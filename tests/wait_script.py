@@ -93,12 +93,17 @@ class Seen:
             return self.cond.wait_for(lambda: any(predicate(t, r) for t, r in self.events), timeout)
 
 
-def dispatcher() -> None:
-    report: dict[str, Any] = {}
+def link_up() -> None:
+    """A veth pair, up, with 10.77.0.1/24 on wa0 (the gateway 10.77.0.2 is on its link)."""
     ip("link add wa0 type veth peer name wa1")
     ip("link set wa0 up")
     ip("link set wa1 up")
     ip("address add 10.77.0.1/24 dev wa0")
+
+
+def dispatcher() -> None:
+    report: dict[str, Any] = {}
+    link_up()
 
     routes = Seen()
     first = netnotify.notify_route_change2(socket.AF_INET, routes)
@@ -141,10 +146,7 @@ def route_add(i: int) -> None:
 
 def watch() -> None:
     report: dict[str, Any] = {}
-    ip("link add wa0 type veth peer name wa1")
-    ip("link set wa0 up")
-    ip("link set wa1 up")
-    ip("address add 10.77.0.1/24 dev wa0")
+    link_up()
     watcher = netnotify.watch("route", family=socket.AF_INET)
     seen: list[str] = []
     cond = threading.Condition()
