@@ -17,6 +17,7 @@
 #include "nn_netlink.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
 #include <signal.h>
@@ -136,12 +137,11 @@ static struct {
     nn_lreg *adds, *removes;
     nn_lreg *all;
     nn_lreg *asleep; /* the registration in whose read the dispatcher sleeps, or NULL */
-    int wakers;      /* threads sending a wake on asleep's socket, the lock released (nn_wake_end) */
-    pthread_cond_t woken;  /* wakers fell to 0, or a consumer stopped reading (lr->here) */
+    pthread_cond_t woken;  /* a consumer stopped reading a socket (lr->here) */
     nn_lreg *repair_reqs;  /* overflows a consumer's read saw, for the dispatcher to repair */
     int here_asked;        /* a registration's readable_here is new: the dispatcher acknowledges */
 } nn_disp = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, -1, -1, 0, NULL, NULL,
-             NULL, NULL, 0, PTHREAD_COND_INITIALIZER, NULL, 0};
+             NULL, NULL, PTHREAD_COND_INITIALIZER, NULL, 0};
 
 /* The session the events of lr are delivered in: the dispatcher's, or a consumer's. */
 #define NN_SESS(lr) ((lr)->sess != NULL ? (lr)->sess : &nn_sess)
@@ -760,22 +760,28 @@ static int nn_resync(nn_lreg *lr, nn_error *err)
 
 /* ------------------------------------------------------------------ dispatcher */
 
+/* A descriptor of its own for a thread that will wake a reader asleep in the read of lr's
+ * socket (nn_wake_end), taken with nn_disp.lock held, while the socket is surely open: the
+ * owner may close its descriptor meanwhile, the socket lives until this one is closed too.
+ * -1 if none can be made (then the sleep lasts until the socket's next notification: the
+ * queued work waits, nothing is lost). */
+static int nn_wake_fd(nn_lreg *lr)
+{
+    return fcntl(lr->sock.fd, F_DUPFD_CLOEXEC, 0);
+}
+
 /* Wakes the dispatcher for its queues, in two halves: nn_wake_begin with nn_disp.lock
  * held, nn_wake_end once it is released. Waiting in epoll_wait, the dispatcher is woken by
  * the eventfd. Asleep in the read of one socket, it wakes when the kernel acknowledges a
- * request sent on that socket (nn_nl_wake), sent by nn_wake_end without the lock: the
- * dispatcher, woken at once, takes the lock next. The waker counts itself in
- * nn_disp.wakers meanwhile, and the dispatcher closes no socket until none is left
- * (nn_wait_wakers): the descriptor stays the socket's. */
+ * request sent on that socket (nn_nl_wake), sent by nn_wake_end without the lock, so that
+ * the dispatcher, woken at once, does not wait for it. */
 static int nn_wake_begin(void)
 {
     uint64_t one = 1;
     ssize_t n;
 
-    if (nn_disp.asleep != NULL) {
-        nn_disp.wakers++;
-        return nn_disp.asleep->sock.fd;
-    }
+    if (nn_disp.asleep != NULL)
+        return nn_wake_fd(nn_disp.asleep);
     do
         n = write(nn_disp.evfd, &one, sizeof one);
     while (n < 0 && errno == EINTR);
@@ -788,22 +794,8 @@ static void nn_wake_end(int fd)
 
     if (fd < 0)
         return;
-    /* A failure (no memory for the request) leaves the dispatcher asleep until the
-     * socket's next notification: the queued work waits, nothing is lost. */
-    (void)nn_nl_wake(&s);
-    pthread_mutex_lock(&nn_disp.lock);
-    if (--nn_disp.wakers == 0)
-        pthread_cond_broadcast(&nn_disp.woken);
-    pthread_mutex_unlock(&nn_disp.lock);
-}
-
-/* The dispatcher, before it closes a socket: no waker still holds its descriptor. */
-static void nn_wait_wakers(void)
-{
-    pthread_mutex_lock(&nn_disp.lock);
-    while (nn_disp.wakers > 0)
-        pthread_cond_wait(&nn_disp.woken, &nn_disp.lock);
-    pthread_mutex_unlock(&nn_disp.lock);
+    (void)nn_nl_wake(&s); /* a failure (no memory for the request): as in nn_wake_fd */
+    close(fd);
 }
 
 static void nn_check_stable(nn_lreg *lr)
@@ -1030,7 +1022,6 @@ static void nn_stop_one(nn_lreg *lr)
     lr->stopped = 1;
     if (lr->needs_repair)
         nn_unschedule_repair(lr);
-    nn_wait_wakers();
     nn_nl_close(&lr->sock);
     pthread_mutex_lock(&nn_disp.lock);
     if (lr->aprev != NULL)
@@ -1378,10 +1369,8 @@ void nn_backend_cancel(nn_reg *reg, int from_callback)
         nn_disp.removes = lr;
         lr->cancelling = 1;
         wake = nn_wake_begin();
-        if (lr->here) { /* a consumer asleep in its read: wake it too, nn_stop_one waits for it */
-            nn_disp.wakers++;
-            here = lr->sock.fd;
-        }
+        if (lr->here) /* a consumer asleep in its read: wake it too, nn_stop_one waits for it */
+            here = nn_wake_fd(lr);
         pthread_mutex_unlock(&nn_disp.lock);
         nn_wake_end(wake);
         nn_wake_end(here);
@@ -1399,7 +1388,6 @@ void nn_backend_after_fork_child(void)
     pthread_mutex_init(&nn_disp.lock, NULL);
     pthread_cond_init(&nn_disp.attached_cond, NULL);
     pthread_cond_init(&nn_disp.woken, NULL);
-    nn_disp.wakers = 0;
     nn_disp.attached = 0;
     memset(&nn_sess, 0, sizeof nn_sess); /* its thread, and its GIL hold, did not survive */
     nn_repairs = NULL;
