@@ -719,6 +719,10 @@ int nn_nl_parse_route(const struct nlmsghdr *nlh, const nn_map *links, nn_route_
     if (!expires && nn_rta_get(tb[RTA_CACHEINFO], &rci, sizeof(rci)) == 0 && rci.rta_expires > 0)
         expires = ((uint32_t)rci.rta_expires + 99) / 100;
     if (expires) {
+        /* finite: 0xffffffff would read as NN_INFINITE (a forged or odd value; the kernel
+         * caps what it sends below it) */
+        if (expires >= NN_INFINITE)
+            expires = NN_INFINITE - 1;
         base.valid_lifetime = expires;
         base.preferred_lifetime = expires;
         base.immortal = 0;

@@ -240,6 +240,15 @@ def handmade(captured: dict[str, bytes]) -> dict[str, bytes]:
         + with_seq(links, 77)
         + with_seq(links, 2)
         + with_seq(addrs, 3),
+        # libFuzzer's find of 2026-12-07, as it found it: a route whose RTA_EXPIRES is 0xffffffff seconds,
+        # finite, which the parser reported as valid_lifetime 0xffffffff (infinite) on a route not immortal
+        "hand_route_expires_all_ones": bytes.fromhex(
+            "5000000018000001b7a3016b5038000002100000fe03000100000000080028000000000005002b00000000000c001500"
+            "00000000000000000c001600d0050000000000000c001700ffffffffffffffffffffffffffffffffffffffffffffffff"
+            "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff0000000000000000"
+            "05001900010000000800250000020000ffffffffffffffff00000000000000000000f40002000000000040000000dc00"
+            "00ffff0000ffffffff0100000000000000000000080005000a010209"
+        ),
         # an overflow of the subscribed socket between notifications (the fake kernel's ENOBUFS)
         "hand_overrun": links
         + with_seq(addrs, 2)
