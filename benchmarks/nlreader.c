@@ -4,11 +4,11 @@
  *
  * GROUPS: comma-separated RTNLGRP_* numbers to join; TYPES: comma-separated nlmsg_type values to count
  * (RTM_NEWROUTE=24,RTM_DELROUTE=25, ...). RCVBUF: bytes asked with SO_RCVBUFFORCE (0: the kernel default).
- * It prints "ready" once subscribed, counts until TARGET messages of TYPES (or QUIET_MS without one), then
- * prints one JSON line (counts, CPU seconds from getrusage between ready and the last message, peak RSS (VmHWM),
- * CLOCK_MONOTONIC of the last message, ENOBUFS seen, and with -l the CLOCK_MONOTONIC of every counted message)
- * and waits for its standard input to close, so that the harness can read /proc/net/netlink (drops) while the
- * socket is still open. -i (idle): no counting at all, it just waits for stdin to close.
+ * It prints "ready" once subscribed, counts until TARGET messages of TYPES (or QUIET_MS without one, from the
+ * first message on), then prints one JSON line (counts, CPU seconds from getrusage between ready and the last
+ * message, peak RSS (VmHWM), CLOCK_MONOTONIC of the last message, ENOBUFS seen, and with -l the CLOCK_MONOTONIC
+ * of every counted message) and waits for its standard input to close, so that the harness can read
+ * /proc/net/netlink (drops) while the socket is still open. -i (idle): no counting at all, it just waits for stdin to close.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -121,7 +121,6 @@ int main(int argc, char **argv)
         }
     tv.tv_sec = quiet_ms / 1000;
     tv.tv_usec = (quiet_ms % 1000) * 1000;
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     if (latency && target > 0 && (stamps = calloc((size_t)target, sizeof *stamps)) == NULL)
         return 1;
     printf("ready\n");
@@ -148,6 +147,9 @@ int main(int argc, char **argv)
             break; /* EAGAIN: quiet for QUIET_MS */
         }
         now = mono_ns();
+        if (total == 0) /* the quiet time counts from the first message: the harness may start the
+                         * generator well after "ready" (a slow listener beside this one) */
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, (unsigned)n); h = NLMSG_NEXT(h, n)) {
             total++;
             for (i = 0; i < ntypes; i++)
