@@ -6,9 +6,10 @@
  * (RTM_NEWROUTE=24,RTM_DELROUTE=25, ...). RCVBUF: bytes asked with SO_RCVBUFFORCE (0: the kernel default).
  * It prints "ready" once subscribed, counts until TARGET messages of TYPES (or QUIET_MS without one, from the
  * first message on), then prints one JSON line (counts, CPU seconds from getrusage between ready and the last
- * message, peak RSS (VmHWM), CLOCK_MONOTONIC of the last message, ENOBUFS seen, and with -l the CLOCK_MONOTONIC
- * of every counted message) and waits for its standard input to close, so that the harness can read
- * /proc/net/netlink (drops) while the socket is still open. -i (idle): no counting at all, it just waits for stdin to close.
+ * message, peak RSS (VmHWM), CLOCK_MONOTONIC of the last message, ENOBUFS seen, and with -l the
+ * CLOCK_MONOTONIC of every counted message) and waits for its standard input to close, so that the harness
+ * can read /proc/net/netlink (drops) while the socket is still open. -i (idle): no counting at all, it just
+ * waits for stdin to close.
  */
 #define _GNU_SOURCE
 #include <errno.h>
