@@ -790,11 +790,9 @@ static int nn_wake_begin(void)
 
 static void nn_wake_end(int fd)
 {
-    nn_nlsock s = {fd, 0, 0, 0, 0};
-
     if (fd < 0)
         return;
-    (void)nn_nl_wake(&s); /* a failure (no memory for the request): as in nn_wake_fd */
+    (void)nn_nl_wake(fd); /* a failure (no memory for the request): as in nn_wake_fd */
     close(fd);
 }
 

@@ -952,7 +952,7 @@ int nn_nl_set_blocking(nn_nlsock *s)
     return 0;
 }
 
-int nn_nl_wake(nn_nlsock *s)
+int nn_nl_wake(int fd)
 {
     struct nlmsghdr req;
     struct sockaddr_nl sa;
@@ -966,7 +966,7 @@ int nn_nl_wake(nn_nlsock *s)
     memset(&sa, 0, sizeof sa);
     sa.nl_family = AF_NETLINK;
     do
-        n = sendto(s->fd, &req, sizeof req, MSG_DONTWAIT, (struct sockaddr *)&sa, sizeof sa);
+        n = sendto(fd, &req, sizeof req, MSG_DONTWAIT, (struct sockaddr *)&sa, sizeof sa);
     while (n < 0 && errno == EINTR);
     return n == (ssize_t)sizeof req ? 0 : -1;
 }

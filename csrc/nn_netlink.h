@@ -92,14 +92,15 @@ int nn_nl_read_wait(nn_nlsock *s, void *buf, size_t bufsize, nn_nl_msg_cb cb, vo
 /* Clears O_NONBLOCK: every read of this module but nn_nl_read_wait's first passes
  * MSG_DONTWAIT, so only that one sleeps. 0, or -1 with errno set. */
 int nn_nl_set_blocking(nn_nlsock *s);
-/* Wakes a thread asleep in nn_nl_read_wait on s: sends the kernel an empty request that
- * asks for an acknowledgement, which the kernel queues on s at once, without a lock (an
- * rtnetlink message without a family byte is acknowledged unread). The acknowledgement is
- * a reply to s itself, so reads skip it; its sequence number, 0, is none a dump uses.
- * Needs no privilege (the kernel takes requests from anyone; a unicast to another socket
- * would need CAP_NET_ADMIN). A queue already full drops it (and counts a drop), but then
- * the reader is not asleep. 0, or -1 with errno set. */
-int nn_nl_wake(nn_nlsock *s);
+/* Wakes a thread asleep in nn_nl_read_wait on socket fd (the socket's own descriptor,
+ * or a duplicate a waker can use while the socket may close): sends the kernel an empty
+ * request that asks for an acknowledgement, which the kernel queues on the socket at once,
+ * without a lock (an rtnetlink message without a family byte is acknowledged unread). The
+ * acknowledgement is a reply to the socket itself, so reads skip it; its sequence number,
+ * 0, is none a dump uses. Needs no privilege (the kernel takes requests from anyone; a
+ * unicast to another socket would need CAP_NET_ADMIN). A queue already full drops it (and
+ * counts a drop), but then the reader is not asleep. 0, or -1 with errno set. */
+int nn_nl_wake(int fd);
 
 /* ---------------------------------------------------------------- parsers */
 

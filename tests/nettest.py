@@ -12,6 +12,7 @@ import functools
 import ipaddress
 import json
 import os
+import platform
 import shlex
 import socket
 import subprocess
@@ -241,6 +242,34 @@ class Match:
     def __repr__(self) -> str:
         name = self.type.name if self.type is not None else "any"
         return f"{name} with " + ", ".join(f"{k}={v!r}" for k, v in self.members.items())
+
+
+# System call numbers (asm/unistd.h) of the architectures the tests run on: the tests that check where
+# netnotify's threads sleep (/proc/self/task/TID/syscall) know these only.
+SYSCALLS = {
+    "x86_64": {299: "recvmmsg", 232: "epoll_wait", 281: "epoll_pwait", 441: "epoll_pwait2"},
+    "aarch64": {243: "recvmmsg", 22: "epoll_pwait", 441: "epoll_pwait2"},
+}
+KNOWS_SYSCALLS = platform.machine() in SYSCALLS
+KNOWS_SYSCALLS_REASON = "knows the system call numbers of x86_64 and aarch64 only"
+
+
+def syscall_of(tid: int | None) -> str:
+    """The system call thread tid of this process is in: a name from SYSCALLS, "syscall N", "running",
+    or "gone" (no such thread)."""
+    try:
+        number = Path(f"/proc/self/task/{tid}/syscall").read_text().split()[0]
+    except (OSError, IndexError):
+        return "gone"
+    if not number.isdigit():
+        return "running"
+    return SYSCALLS.get(platform.machine(), {}).get(int(number), f"syscall {number}")
+
+
+def syscalls() -> dict[int, str]:
+    """The system call each thread of the process is in (see syscall_of)."""
+    found = {int(tid): syscall_of(int(tid)) for tid in os.listdir("/proc/self/task")}
+    return {tid: name for tid, name in found.items() if name != "gone"}
 
 
 def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:

@@ -8,19 +8,15 @@ sleeps in a read must wake it: without the wake, the second registration's initi
 from __future__ import annotations
 
 import json
-import platform
 from typing import Any
 
 import pytest
-from nettest import TESTS_DIR, NetNS, run_python
+from nettest import KNOWS_SYSCALLS, KNOWS_SYSCALLS_REASON, TESTS_DIR, NetNS, run_python
 
 pytestmark = pytest.mark.linux
 
 WAIT_SCRIPT = TESTS_DIR / "wait_script.py"
-KNOWN_SYSCALLS = pytest.mark.skipif(
-    platform.machine() not in ("x86_64", "aarch64"),
-    reason="the script knows the system call numbers of x86_64 and aarch64 only",
-)
+KNOWN_SYSCALLS = pytest.mark.skipif(not KNOWS_SYSCALLS, reason="the script " + KNOWS_SYSCALLS_REASON)
 
 
 def run_wait_script(mode: str) -> dict[str, Any]:

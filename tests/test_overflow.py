@@ -10,14 +10,13 @@ dropped): read after the repair's dump, they would bring those routes back.
 
 from __future__ import annotations
 
-import platform
 import socket
 import threading
 import time
 import typing
 
 import pytest
-from nettest import Lan, NetNS
+from nettest import KNOWS_SYSCALLS, KNOWS_SYSCALLS_REASON, Lan, NetNS, syscall_of
 
 import netnotify
 
@@ -92,22 +91,7 @@ def test_overflow_is_repaired_and_the_final_state_equals_the_table(
     assert reports == [], reports
 
 
-RECVMMSG = {"x86_64": 299, "aarch64": 243}  # asm/unistd.h
-
-
-def _syscall_of(tid: int | None) -> int:
-    """The system call thread tid of this process is in (-1: running, or unknown)."""
-    try:
-        with open(f"/proc/self/task/{tid}/syscall") as file:
-            number = file.read().split()[0]
-    except (OSError, IndexError):
-        return -1
-    return int(number) if number.isdigit() else -1
-
-
-@pytest.mark.skipif(
-    platform.machine() not in RECVMMSG, reason="knows recvmmsg's number on x86_64 and aarch64 only"
-)
+@pytest.mark.skipif(not KNOWS_SYSCALLS, reason=KNOWS_SYSCALLS_REASON)
 def test_a_watcher_consumer_that_reads_its_own_socket_is_repaired_too(
     ns: NetNS, lan: Lan, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -157,11 +141,9 @@ def test_a_watcher_consumer_that_reads_its_own_socket_is_repaired_too(
         for i in range(50):
             ns.ip(f"route add 10.99.0.{i}/32 via {lan.gateway4}")
             time.sleep(0.1)
-            if _syscall_of(consumer.native_id) == RECVMMSG[platform.machine()]:
+            if syscall_of(consumer.native_id) == "recvmmsg":
                 break
-        assert _syscall_of(consumer.native_id) == RECVMMSG[platform.machine()], (
-            "the consumer never read itself"
-        )
+        assert syscall_of(consumer.native_id) == "recvmmsg", "the consumer never read itself"
         stall.set()
         drops_before = _netlink_drops()
         adds = [

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import signal
 import socket
 import sys
@@ -30,26 +29,7 @@ from typing import Any
 import netnotify
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nettest import ip
-
-# System call numbers (asm/unistd.h) of the architectures the tests run on.
-SYSCALLS = {
-    "x86_64": {299: "recvmmsg", 232: "epoll_wait", 281: "epoll_pwait", 441: "epoll_pwait2"},
-    "aarch64": {243: "recvmmsg", 22: "epoll_pwait", 441: "epoll_pwait2"},
-}
-
-
-def syscalls() -> dict[int, str]:
-    """The system call each thread of the process is in (or "running")."""
-    names = SYSCALLS[platform.machine()]
-    found = {}
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            number = Path(f"/proc/self/task/{tid}/syscall").read_text().split()[0]
-        except (OSError, IndexError):
-            continue
-        found[int(tid)] = names.get(int(number), f"syscall {number}") if number.isdigit() else "running"
-    return found
+from nettest import ip, syscalls
 
 
 def sleeping_in() -> list[str]:

@@ -620,7 +620,7 @@ static void test_wait_and_wake(void)
 
     pthread_create(&t, NULL, wait_thread, &w);
     check(!waiter_done(&w, 0.2), "nn_nl_read_wait sleeps while nothing is queued");
-    check(nn_nl_wake(&s) == 0, "nn_nl_wake sends its request");
+    check(nn_nl_wake(s.fd) == 0, "nn_nl_wake sends its request");
     int woke = waiter_done(&w, 5.0);
     check(woke && w.rc == 1 && w.calls == 0, "nn_nl_wake wakes it: rc %d, %d callbacks (the acknowledgement is skipped)",
           w.rc, w.calls);
@@ -640,7 +640,7 @@ static void test_wait_and_wake(void)
         if (woke)
             pthread_join(t, NULL);
         else {
-            nn_nl_wake(&s);
+            nn_nl_wake(s.fd);
             pthread_join(t, NULL);
         }
         run("ip addr del 10.9.3.1/32 dev va");
