@@ -330,6 +330,14 @@ void nn_backend_after_fork_child(void);
 /* Linux: a consumer's thread reads the registration's notifications itself while it waits
  * (nn_linux.c). 1 read, 0 not now, -1 with *err set (EINTR: a signal). Without the GIL. */
 int nn_backend_read_here(nn_reg *reg, nn_error *err);
+/* The same for an event loop, which never blocks: nn_backend_lend puts the socket in the
+ * loop's epoll set epfd, out of the dispatcher's (1 lent, 0 not now, -1 with *err set);
+ * once it is readable, nn_backend_lent_read reads what is queued (0 not lent, nothing read;
+ * 1 read, still lent; 2 read, and the dispatcher has it back: an overflow to repair, or a
+ * cancel); nn_backend_lend_end gives it back. Without the GIL. */
+int nn_backend_lend(nn_reg *reg, int epfd, nn_error *err);
+int nn_backend_lent_read(nn_reg *reg);
+void nn_backend_lend_end(nn_reg *reg);
 #endif
 
 #endif /* NETNOTIFY_H */

@@ -571,24 +571,32 @@ static PyObject *nn_handle_cancel(PyObject *self, PyObject *unused)
 }
 
 #ifdef __linux__
-/* Watcher support (netnotify._watch): the calling thread reads the registration's next
- * notifications itself, delivering them to its callback on this thread (nn_backend_read_here).
- * True after a read (or a signal whose handler returned), False when the dispatcher reads
- * them now (wait for it instead). Private: the watcher uses it. */
-static PyObject *nn_handle_read_here(PyObject *self, PyObject *unused)
+/* Watcher support (netnotify._watch), private. The registration, referenced, while the
+ * handle is active (NULL: cancelled; the methods then do nothing). */
+static nn_reg *nn_handle_live_reg(nn_handleobj *h)
 {
-    nn_handleobj *h = (nn_handleobj *)self;
     nn_reg *reg = NULL;
-    nn_error err = {0, 0, NULL, NULL};
-    int rc;
 
-    (void)unused;
     nn_core_lock();
     if (h->state == NN_H_ACTIVE && !h->reg->cancelled) {
         reg = h->reg;
         reg->refcnt++; /* nn_reg_incref takes the lock held here */
     }
     nn_core_unlock();
+    return reg;
+}
+
+/* _read_here(): the calling thread reads the registration's next notifications itself,
+ * delivering them to its callback on this thread (nn_backend_read_here). True after a read
+ * (or a signal whose handler returned), False when the dispatcher reads them now (wait for
+ * it instead). */
+static PyObject *nn_handle_read_here(PyObject *self, PyObject *unused)
+{
+    nn_reg *reg = nn_handle_live_reg((nn_handleobj *)self);
+    nn_error err = {0, 0, NULL, NULL};
+    int rc;
+
+    (void)unused;
     if (reg == NULL)
         Py_RETURN_FALSE;
     Py_BEGIN_ALLOW_THREADS
@@ -603,6 +611,68 @@ static PyObject *nn_handle_read_here(PyObject *self, PyObject *unused)
     if (rc < 0)
         return nn_raise(nn_state_of_type(Py_TYPE(self)), &err);
     return PyBool_FromLong(rc);
+}
+
+/* _lend(epfd): lend the socket to an event loop that watches epoll set epfd (True), or
+ * not now (False: wait for the dispatcher); _lent_read(): the loop reads it (True) and
+ * gives it back; _lend_end(): give it back unread (nn_backend_lend). */
+static PyObject *nn_handle_lend(PyObject *self, PyObject *arg)
+{
+    nn_reg *reg;
+    nn_error err = {0, 0, NULL, NULL};
+    long epfd = PyLong_Check(arg) ? PyLong_AsLong(arg) : -1;
+    int rc;
+
+    if (epfd < 0 || epfd > INT_MAX) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "_lend() takes an epoll descriptor");
+        return NULL;
+    }
+    if ((reg = nn_handle_live_reg((nn_handleobj *)self)) == NULL)
+        Py_RETURN_FALSE;
+    Py_BEGIN_ALLOW_THREADS
+    rc = nn_backend_lend(reg, (int)epfd, &err);
+    Py_END_ALLOW_THREADS
+    nn_reg_decref(reg);
+    if (rc < 0)
+        return nn_raise(nn_state_of_type(Py_TYPE(self)), &err);
+    return PyBool_FromLong(rc);
+}
+
+static PyObject *nn_handle_lent_read(PyObject *self, PyObject *unused)
+{
+    nn_reg *reg = nn_handle_live_reg((nn_handleobj *)self);
+    int rc;
+
+    (void)unused;
+    if (reg == NULL)
+        Py_RETURN_FALSE;
+    Py_BEGIN_ALLOW_THREADS
+    rc = nn_backend_lent_read(reg);
+    Py_END_ALLOW_THREADS
+    nn_reg_decref(reg);
+    return PyBool_FromLong(rc == 1);
+}
+
+static PyObject *nn_handle_lend_end(PyObject *self, PyObject *unused)
+{
+    nn_handleobj *h = (nn_handleobj *)self;
+    nn_reg *reg = NULL;
+
+    (void)unused;
+    nn_core_lock(); /* cancelled or not: a lent socket goes back (nn_stop_one takes it too) */
+    if (h->reg != NULL) {
+        reg = h->reg;
+        reg->refcnt++;
+    }
+    nn_core_unlock();
+    if (reg == NULL)
+        Py_RETURN_NONE;
+    Py_BEGIN_ALLOW_THREADS
+    nn_backend_lend_end(reg);
+    Py_END_ALLOW_THREADS
+    nn_reg_decref(reg);
+    Py_RETURN_NONE;
 }
 #endif
 
@@ -703,6 +773,9 @@ static PyMethodDef nn_handle_methods[] = {
      "Cancel the registration; a second call does nothing. Returns when no callback of it runs."},
 #ifdef __linux__
     {"_read_here", nn_handle_read_here, METH_NOARGS, NULL},
+    {"_lend", nn_handle_lend, METH_O, NULL},
+    {"_lent_read", nn_handle_lent_read, METH_NOARGS, NULL},
+    {"_lend_end", nn_handle_lend_end, METH_NOARGS, NULL},
 #endif
     {"__enter__", nn_handle_enter, METH_NOARGS, NULL},
     {"__exit__", nn_handle_exit, METH_VARARGS, NULL},

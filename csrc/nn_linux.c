@@ -111,6 +111,9 @@ struct nn_lreg {
     nn_lreg *rqnext;   /* nn_disp.repair_reqs */
     nn_session *sess;  /* the delivery session of the thread that reads (NULL: the dispatcher's) */
     unsigned char *here_buf; /* the consumer's read buffer (NN_READ_BUF), made on first use */
+    int lent_epfd;     /* lent to an event loop (nn_backend_lend): sock is in this epoll set, not
+                        * the dispatcher's, until the loop's read or nn_backend_lend_end; -1 */
+    pthread_t here_thread; /* the thread in the consumer's read (while `here`) */
     int live;          /* started by the dispatcher, not stopped yet (under nn_disp.lock) */
     int cancelling;    /* on the remove queue: no consumer may start reading it (nn_disp.lock) */
     nn_lreg *qnext;   /* add queue */
@@ -960,7 +963,7 @@ static void nn_readable(nn_lreg *lr, unsigned char *buf)
         return;
     }
     pthread_mutex_lock(&nn_disp.lock);
-    if (lr->here) {
+    if (lr->here || lr->lent_epfd >= 0) {
         pthread_mutex_unlock(&nn_disp.lock);
         return; /* readiness seen before the consumer took the socket out of the set */
     }
@@ -1012,6 +1015,10 @@ static void nn_stop_one(nn_lreg *lr)
             break;
         }
     lr->rqnext = NULL;
+    if (lr->lent_epfd >= 0) { /* lent to an event loop: its set lets the socket go before it closes */
+        epoll_ctl(lr->lent_epfd, EPOLL_CTL_DEL, lr->sock.fd, NULL);
+        lr->lent_epfd = -1;
+    }
     pthread_mutex_unlock(&nn_disp.lock);
 
     if (lr->in_epoll)
@@ -1220,49 +1227,38 @@ static int nn_dispatcher_start(nn_error *err)
  * put back after it), so nothing waits in the kernel's queue while the consumer is busy.
  * The first call only asks: the dispatcher acknowledges, and from then on never sleeps in
  * this socket's read and reads it under lr->reading. An overflow the consumer's read sees
- * is repaired by the dispatcher. Called without the GIL (callbacks take it). Returns 1
- * after a read, 0 when the socket cannot be taken now (the caller waits for the
- * dispatcher instead), -1 with *err set (EINTR: a signal ended the sleep). */
-int nn_backend_read_here(nn_reg *reg, nn_error *err)
-{
-    nn_lreg *lr = (nn_lreg *)reg->backend;
-    struct epoll_event ev;
-    nn_session sess;
-    int rc, wake = -1;
+ * is repaired by the dispatcher. */
 
-    if (lr == NULL || reg->kind == NN_KIND_STABLE)
-        return 0;
-    pthread_mutex_lock(&nn_disp.lock);
+/* With nn_disp.lock held: may a consumer take lr's socket now? 1 yes (and out of the
+ * dispatcher's epoll set it goes), 0 not now (the first time, the dispatcher is asked:
+ * *wake for nn_wake_end), -1 no memory for the read buffer. */
+static int nn_here_take(nn_lreg *lr, int *wake)
+{
     if (lr->generation != nn_disp.generation || !lr->live || lr->cancelling || lr->stopped || lr->here ||
-        lr->reading || lr->repair_wanted || !lr->can_wait) {
-        pthread_mutex_unlock(&nn_disp.lock);
+        lr->lent_epfd >= 0 || lr->reading || lr->repair_wanted || !lr->can_wait)
         return 0;
-    }
     if (!lr->here_ok) {
         if (!lr->readable_here) {
             lr->readable_here = 1;
             nn_disp.here_asked = 1;
-            wake = nn_wake_begin();
+            *wake = nn_wake_begin();
         }
-        pthread_mutex_unlock(&nn_disp.lock);
-        nn_wake_end(wake);
         return 0;
     }
-    if (lr->here_buf == NULL && (lr->here_buf = (unsigned char *)malloc(NN_READ_BUF)) == NULL) {
-        pthread_mutex_unlock(&nn_disp.lock);
-        return nn_error_from_errno(err, ENOMEM, "malloc");
-    }
-    lr->here = 1;
+    if (lr->here_buf == NULL && (lr->here_buf = (unsigned char *)malloc(NN_READ_BUF)) == NULL)
+        return -1;
     epoll_ctl(nn_disp.epfd, EPOLL_CTL_DEL, lr->sock.fd, NULL);
-    pthread_mutex_unlock(&nn_disp.lock);
+    return 1;
+}
 
-    memset(&sess, 0, sizeof sess);
-    lr->sess = &sess;
-    rc = nn_read_some(lr, lr->here_buf, 1, 1); /* it ends the session */
-    lr->sess = NULL;
+/* With nn_disp.lock held: the consumer is done with the socket. Back into the dispatcher's
+ * epoll set it goes, and an overflow the consumer saw is handed to the dispatcher (the
+ * socket is its own until repaired). Returns a descriptor for nn_wake_end. */
+static int nn_here_give_back(nn_lreg *lr)
+{
+    struct epoll_event ev;
+    int wake = -1;
 
-    pthread_mutex_lock(&nn_disp.lock);
-    lr->here = 0;
     if (!lr->stopped) {
         memset(&ev, 0, sizeof ev);
         ev.events = EPOLLIN;
@@ -1277,11 +1273,147 @@ int nn_backend_read_here(nn_reg *reg, nn_error *err)
         wake = nn_wake_begin();
     }
     pthread_cond_broadcast(&nn_disp.woken); /* nn_stop_one may wait for it */
+    return wake;
+}
+
+/* The consumer's read itself, lr->here set: what is queued (wait: after sleeping until
+ * something is), delivered on this thread. 0, or -1 when a signal ended the sleep. */
+static int nn_here_read(nn_lreg *lr, int wait)
+{
+    nn_session sess;
+    int rc;
+
+    memset(&sess, 0, sizeof sess);
+    lr->sess = &sess;
+    rc = nn_read_some(lr, lr->here_buf, wait, 1); /* it ends the session */
+    lr->sess = NULL;
+    return rc;
+}
+
+/* Called without the GIL (callbacks take it). Returns 1 after a read, 0 when the socket
+ * cannot be taken now (the caller waits for the dispatcher instead), -1 with *err set
+ * (EINTR: a signal ended the sleep). */
+int nn_backend_read_here(nn_reg *reg, nn_error *err)
+{
+    nn_lreg *lr = (nn_lreg *)reg->backend;
+    int rc, wake = -1;
+
+    if (lr == NULL || reg->kind == NN_KIND_STABLE)
+        return 0;
+    pthread_mutex_lock(&nn_disp.lock);
+    rc = nn_here_take(lr, &wake);
+    if (rc == 1) {
+        lr->here = 1;
+        lr->here_thread = pthread_self();
+    }
+    pthread_mutex_unlock(&nn_disp.lock);
+    nn_wake_end(wake);
+    if (rc <= 0)
+        return rc < 0 ? nn_error_from_errno(err, ENOMEM, "malloc") : 0;
+
+    rc = nn_here_read(lr, 1);
+
+    pthread_mutex_lock(&nn_disp.lock);
+    lr->here = 0;
+    wake = nn_here_give_back(lr);
     pthread_mutex_unlock(&nn_disp.lock);
     nn_wake_end(wake);
     if (rc < 0)
         return nn_error_from_errno(err, EINTR, "recvmmsg");
     return 1;
+}
+
+/* The same for an event loop's consumer, which never blocks: the socket is lent to the
+ * loop while a coroutine awaits the next event (nn_backend_lend puts it in the loop's own
+ * epoll set epfd, which the loop watches, and out of the dispatcher's), read by the loop
+ * whenever it is readable (nn_backend_lent_read), and given back to the dispatcher by
+ * nn_backend_lend_end once no coroutine waits (netnotify._watch decides when), by a cancel
+ * (nn_stop_one), or by a read that saw an overflow (the dispatcher repairs). The
+ * dispatcher leaves a lent socket alone (nn_readable). Without the GIL. */
+int nn_backend_lend(nn_reg *reg, int epfd, nn_error *err)
+{
+    nn_lreg *lr = (nn_lreg *)reg->backend;
+    struct epoll_event ev;
+    int rc, wake = -1;
+
+    if (lr == NULL || reg->kind == NN_KIND_STABLE)
+        return 0;
+    pthread_mutex_lock(&nn_disp.lock);
+    rc = nn_here_take(lr, &wake);
+    if (rc == 1) {
+        memset(&ev, 0, sizeof ev);
+        ev.events = EPOLLIN;
+        if (epoll_ctl(epfd, EPOLL_CTL_ADD, lr->sock.fd, &ev) == 0)
+            lr->lent_epfd = epfd;
+        else {
+            rc = -1;
+            nn_error_from_errno(err, errno, "epoll_ctl");
+            wake = nn_here_give_back(lr);
+        }
+    }
+    else if (rc < 0)
+        nn_error_from_errno(err, ENOMEM, "malloc");
+    pthread_mutex_unlock(&nn_disp.lock);
+    nn_wake_end(wake);
+    return rc;
+}
+
+/* With nn_disp.lock held: a lent socket leaves the loop's set, back to the dispatcher
+ * (nothing to do if it was given back already, or cancelled: nn_stop_one). Returns a
+ * descriptor for nn_wake_end. */
+static int nn_lend_stop(nn_lreg *lr)
+{
+    if (lr->lent_epfd < 0)
+        return -1;
+    epoll_ctl(lr->lent_epfd, EPOLL_CTL_DEL, lr->sock.fd, NULL);
+    lr->lent_epfd = -1;
+    return nn_here_give_back(lr);
+}
+
+int nn_backend_lent_read(nn_reg *reg)
+{
+    nn_lreg *lr = (nn_lreg *)reg->backend;
+    int wake = -1, lent;
+
+    if (lr == NULL)
+        return 0;
+    pthread_mutex_lock(&nn_disp.lock);
+    if (lr->lent_epfd < 0 || lr->here || lr->stopped) {
+        pthread_mutex_unlock(&nn_disp.lock);
+        return 0;
+    }
+    lr->here = 1;
+    lr->here_thread = pthread_self();
+    pthread_mutex_unlock(&nn_disp.lock);
+
+    (void)nn_here_read(lr, 0); /* never sleeps: no signal ends it */
+
+    pthread_mutex_lock(&nn_disp.lock);
+    lr->here = 0;
+    if (lr->repair_wanted || lr->stopped) /* the dispatcher's now (or cancelled: nn_stop_one) */
+        wake = nn_lend_stop(lr);
+    lent = lr->lent_epfd >= 0;
+    pthread_cond_broadcast(&nn_disp.woken); /* nn_stop_one, or nn_backend_lend_end, may wait for it */
+    pthread_mutex_unlock(&nn_disp.lock);
+    nn_wake_end(wake);
+    return lent ? 1 : 2;
+}
+
+void nn_backend_lend_end(nn_reg *reg)
+{
+    nn_lreg *lr = (nn_lreg *)reg->backend;
+    int wake;
+
+    if (lr == NULL)
+        return;
+    pthread_mutex_lock(&nn_disp.lock);
+    /* The loop reads it on another thread: wait for the read, which gives it back. On this
+     * thread (a signal handler ran inside that read's delivery): the read gives it back. */
+    while (lr->here && !pthread_equal(lr->here_thread, pthread_self()))
+        pthread_cond_wait(&nn_disp.woken, &nn_disp.lock);
+    wake = lr->here ? -1 : nn_lend_stop(lr);
+    pthread_mutex_unlock(&nn_disp.lock);
+    nn_wake_end(wake);
 }
 
 /* ------------------------------------------------------------------ backend interface */
@@ -1309,6 +1441,7 @@ int nn_backend_register(nn_reg *reg, int *stable_now, nn_table *table, nn_error 
     lr->reg = reg;
     lr->sock.fd = -1;
     lr->dump_sock.fd = -1;
+    lr->lent_epfd = -1;
     nn_map_init(&lr->links, sizeof(uint32_t), sizeof(nn_link_entry));
     if (reg->kind == NN_KIND_INTERFACE)
         nn_map_init(&lr->cache, sizeof(nn_if_key), sizeof(nn_if_entry));

@@ -69,3 +69,36 @@ def test_a_blocking_watcher_reads_its_socket_on_its_own_thread_while_it_waits(ns
     assert report["main_sleeps_in"] == "recvmmsg", report
     assert report["got_before_interrupt"] == 2, report
     assert report["interrupt_after_s"] < 1.0, report
+
+
+@KNOWN_SYSCALLS
+def test_an_asyncio_watcher_is_read_by_its_event_loop_while_a_coroutine_waits(ns: NetNS) -> None:
+    report = run_wait_script("async")
+    # waiting in aget(): the loop reads the socket (after the first wait, which only asks for it); the
+    # dispatcher sleeps in epoll_wait, not in the socket's read
+    assert report["waited_ten"], report
+    assert report["last_five_read_by"] == ["loop"] * 5, report
+    assert "recvmmsg" not in report["waiting_others_sleep_in"], report
+    # awaiting something else, the consumer leaves the socket to the dispatcher: 50 changes queued, in order
+    assert report["eleventh"], report
+    assert report["queued_while_busy"] == 50, report
+    assert report["busy_read_by"] == ["other"], report
+    assert report["busy_in_order"], report
+    # the loop's thread blocked in get() while a coroutine of it waits: the dispatcher reads, no hang
+    assert report["sync_get_in_loop"] is True, report
+    assert report["sync_get_s"] < 2.0, report
+    assert report["waiting_after_sync_get"], report
+    # a wait that timed out gave the socket back: with the loop blocked, the dispatcher read the change
+    assert report["timed_out"], report
+    assert report["after_timeout_queued"] == 1, report
+    assert report["after_timeout_read_by"] == ["other"], report
+    assert report["after_timeout_event"], report
+    # close() from another thread ends the wait at once; the loop's epoll set and eventfd go with it
+    assert report["closed_wait"] == "closed", report
+    assert report["close_ended_it_s"] < 2.0, report
+    assert report["fds_leaked"] == 0, report
+    # a loop stopped with the socket still lent: get() takes it back, the dispatcher reads
+    assert report["stopped_loop_waits"] == [True, True, True], report
+    assert report["lent_while_stopped"] is True, report
+    assert report["get_after_stop"] is True, report
+    assert report["after_stop_read_by"] == ["other"], report

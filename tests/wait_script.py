@@ -9,6 +9,11 @@ test's registration is live): how netnotify's Linux threads wait, step by step.
                                        while it waits (recvmmsg there, the dispatcher in epoll_wait); the
                                        dispatcher reads it while the consumer is busy; close() and SIGINT
                                        wake the consumer
+    python wait_script.py async        an asyncio consumer's event loop reads the socket while a coroutine
+                                       awaits aget(); the dispatcher reads it while the consumer awaits
+                                       something else, after a timeout, while the loop thread blocks in
+                                       get(), and once the loop has stopped; close() from another thread
+                                       ends the wait and lets the loop's descriptors go
 
 One JSON line ends the run: the system calls the threads slept in after each step (read from
 /proc/self/task/*/syscall) and what the consumers saw.
@@ -16,6 +21,7 @@ One JSON line ends the run: the system calls the threads slept in after each ste
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -202,5 +208,134 @@ def watch() -> None:
     print(json.dumps(report))
 
 
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def watch_async() -> None:
+    report: dict[str, Any] = {}
+    link_up()
+    loop_thread = threading.get_ident()
+    readers: list[str] = []  # per change the watcher took in: read on the loop's thread, or another's
+    original = netnotify.Watcher._on_row
+
+    def on_row(self: netnotify.Watcher, *args: Any) -> None:
+        readers.append("loop" if threading.get_ident() == loop_thread else "other")
+        original(self, *args)
+
+    netnotify.Watcher._on_row = on_row  # type: ignore[method-assign,assignment]
+    netnotify.notify_route_change2(socket.AF_INET, lambda *args: None).cancel()  # the dispatcher's own
+    fds_before = open_fds()  # descriptors (its epoll set, its eventfd) stay: what the watcher adds must not
+
+    def added(event: object, i: int) -> bool:
+        return (
+            isinstance(event, netnotify.RouteEvent) and str(event.row.destination_prefix) == f"10.79.0.{i}/32"
+        )
+
+    async def main() -> None:
+        watcher = netnotify.watch("route", family=socket.AF_INET)
+        # Waiting: the first wait only asks for the socket; then the loop reads it.
+        ok = True
+        for i in range(10):
+            threading.Timer(0.05, route_add, (i,)).start()
+            ok = ok and added(await watcher.aget(timeout=5), i)
+        report["waited_ten"] = ok
+        report["last_five_read_by"] = readers[-5:]
+        task = asyncio.ensure_future(watcher.aget())
+        await asyncio.sleep(0.2)
+        report["waiting_others_sleep_in"] = sleeping_in()  # the dispatcher's epoll_wait, not recvmmsg
+
+        # Busy awaiting something else: the dispatcher reads, one loop iteration after the wake-up.
+        threading.Timer(0.05, route_add, (10,)).start()
+        report["eleventh"] = added(await task, 10)
+        before = len(readers)
+
+        def add_fifty() -> None:
+            for i in range(11, 61):
+                route_add(i)
+
+        adder = threading.Thread(target=add_fifty)
+        adder.start()
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(adder.join)
+        await asyncio.sleep(0.3)
+        report["queued_while_busy"] = len(watcher)
+        report["busy_read_by"] = sorted(set(readers[before:]))
+        got = [await watcher.aget(timeout=5) for _ in range(50)]
+        report["busy_in_order"] = all(added(event, 11 + n) for n, event in enumerate(got))
+
+        # The loop's thread blocks in get() while a coroutine of it waits (the socket lent): not a hang.
+        waiting = asyncio.ensure_future(watcher.aget())
+        await asyncio.sleep(0.2)
+        threading.Timer(0.3, route_add, (61,)).start()
+        started = time.monotonic()
+        try:
+            report["sync_get_in_loop"] = added(watcher.get(timeout=5), 61)
+        except TimeoutError:
+            report["sync_get_in_loop"] = "timeout"
+        report["sync_get_s"] = time.monotonic() - started
+        threading.Timer(0.1, route_add, (62,)).start()
+        report["waiting_after_sync_get"] = added(await asyncio.wait_for(waiting, 5), 62)
+
+        # A wait that times out gives the socket back: with the loop blocked, the dispatcher reads.
+        try:
+            await watcher.aget(timeout=0.2)
+            report["timed_out"] = False
+        except TimeoutError:
+            report["timed_out"] = True
+        before = len(readers)
+        route_add(63)
+        time.sleep(0.5)  # the loop is blocked: only the dispatcher can read
+        report["after_timeout_queued"] = len(watcher)
+        report["after_timeout_read_by"] = readers[before:]
+        report["after_timeout_event"] = added(await watcher.aget(timeout=5), 63)
+
+        # close() from another thread while the socket is lent ends the wait.
+        waiting = asyncio.ensure_future(watcher.aget())
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        threading.Thread(target=watcher.close).start()
+        try:
+            await asyncio.wait_for(waiting, 5)
+            report["closed_wait"] = "returned"
+        except netnotify.WatcherClosed:
+            report["closed_wait"] = "closed"
+        report["close_ended_it_s"] = time.monotonic() - started
+
+    asyncio.run(main())
+    deadline = time.monotonic() + 5
+    while open_fds() > fds_before and time.monotonic() < deadline:  # the dispatcher closes the sockets
+        time.sleep(0.05)
+    report["fds_leaked"] = open_fds() - fds_before
+
+    # A loop stopped in the iteration in which a wait ended, the socket still lent: get() takes it back.
+    watcher = netnotify.watch("route", family=socket.AF_INET)
+    loop = asyncio.new_event_loop()
+
+    async def one(i: int) -> bool:
+        threading.Timer(0.05, route_add, (i,)).start()
+        event = await watcher.aget(timeout=5)
+        asyncio.get_running_loop().stop()
+        return added(event, i)
+
+    results = []
+    for i in range(64, 67):
+        task = loop.create_task(one(i))
+        loop.run_forever()
+        results.append(task.result())
+    report["stopped_loop_waits"] = results
+    report["lent_while_stopped"] = watcher._lent
+    before = len(readers)
+    threading.Timer(0.2, route_add, (67,)).start()
+    try:
+        report["get_after_stop"] = added(watcher.get(timeout=5), 67)
+    except TimeoutError:
+        report["get_after_stop"] = "timeout"
+    report["after_stop_read_by"] = readers[before:]
+    watcher.close()
+    loop.close()
+    print(json.dumps(report))
+
+
 if __name__ == "__main__":
-    {"dispatcher": dispatcher, "watch": watch}[sys.argv[1]]()
+    {"dispatcher": dispatcher, "watch": watch, "async": watch_async}[sys.argv[1]]()

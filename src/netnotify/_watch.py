@@ -16,6 +16,7 @@ import enum
 import math
 import os
 import queue
+import select
 import socket
 import sys
 import threading
@@ -256,6 +257,11 @@ class _Bell(Protocol):
     def close(self) -> None: ...
 
 
+class _EpollSet(Protocol):  # select.epoll, which Windows lacks
+    def fileno(self) -> int: ...
+    def close(self) -> None: ...
+
+
 class _FdBell(_Bell, Protocol):
     fd: int
 
@@ -369,6 +375,14 @@ class Watcher:
         self._loop_bell_usable = True  # False once a loop had no add_reader: call_soon_threadsafe then
         self._reader_loop: asyncio.AbstractEventLoop | None = None
         self._rung: list[asyncio.Future[None]] = []
+        # Linux, with _here: that loop also watches an epoll set of the watcher's own, into which the
+        # registration's socket is lent while a coroutine awaits an event (_lent), to be read in the loop
+        # (_on_lent_readable, on the thread _loop_reading) instead of by the dispatcher, which then rings.
+        self._loop_epoll: _EpollSet | None = None
+        self._lent = False
+        self._loop_reading = 0
+        self._loop_waits = 0  # aget() calls of the reader loop between starting and ending a wait
+        self._give_back_pending = False
         _WATCHERS.add(self)  # for _after_fork_in_child
 
     # ------------------------------------------------------------------ start
@@ -589,8 +603,12 @@ class Watcher:
             return
         waiters, self._async_waiters = self._async_waiters, []
         ring = False
+        in_loop = self._loop_reading == threading.get_ident()  # this thread runs the reader loop
         for loop, future in waiters:
             if loop is self._reader_loop:
+                if in_loop:
+                    _set_done(future)
+                    continue
                 self._rung.append(future)
                 ring = True
                 continue
@@ -630,6 +648,78 @@ class Watcher:
             return
         self._loop_bell = bell
         self._reader_loop = loop
+        if sys.platform == "linux" and self._here is not None:
+            epoll = select.epoll()
+            try:
+                loop.add_reader(epoll.fileno(), self._on_lent_readable)
+            except BaseException:
+                epoll.close()
+                raise
+            self._loop_epoll = epoll
+
+    def _on_lent_readable(self) -> None:
+        """The reader of the loop's epoll set, in its event loop: the lent socket is readable, read it."""
+        here = self._here
+        with self._lock:
+            if not self._lent or here is None:
+                return
+            self._loop_reading = threading.get_ident()
+        still = False
+        try:
+            if sys.platform == "linux":
+                still = here._lent_read()  # the callbacks run here; False: the dispatcher has it back
+        finally:
+            with self._lock:
+                self._loop_reading = 0
+                self._lent = still and self._lent  # close() may have taken it back meanwhile
+
+    def _take_back_locked(self) -> None:
+        """Lock held (released meanwhile): the lent socket goes back to the dispatcher."""
+        self._lent = False
+        if self._here is not None and sys.platform == "linux":
+            self._lock.release()
+            try:
+                self._here._lend_end()  # waits for a read of it in progress on the loop's thread
+            finally:
+                self._lock.acquire()
+
+    def _give_back_if_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+        """In the loop, an iteration after a waiter woke: nobody of it waits again, the dispatcher reads."""
+        with self._lock:
+            self._give_back_pending = False
+            end = self._lent and not self._loop_waits
+            if end:
+                self._lent = False
+        if end and self._here is not None and sys.platform == "linux":
+            self._here._lend_end()
+
+    def _lend_locked(self, loop: asyncio.AbstractEventLoop | None) -> bool:
+        """Lock held: should the socket be lent to loop's epoll set now (then call _lend)?"""
+        if (
+            self._loop_epoll is None
+            or loop is not self._reader_loop
+            or self._lent
+            or self._here_reading
+            or self._closed
+            or not self._loop_waits
+        ):
+            return False
+        self._lent = True
+        return True
+
+    def _lend(self) -> None:
+        """Lend the socket to the reader loop (after _lend_locked); a refusal leaves it to the dispatcher."""
+        epoll, here = self._loop_epoll, self._here
+        lent = False
+        try:
+            if sys.platform == "linux" and epoll is not None and here is not None:
+                lent = here._lend(epoll.fileno())
+        except (OSError, ValueError):  # epoll closed meanwhile, or no memory: the dispatcher reads it
+            pass
+        finally:
+            if not lent:
+                with self._lock:
+                    self._lent = False
 
     def _drain_outbox(self) -> None:
         """Callback style: call the user's callback for queued events, one caller at a time."""
@@ -716,6 +806,11 @@ class Watcher:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(f"no network change within {timeout} s")
+                if self._lent:
+                    # An event loop reads the socket: this thread may be that loop's (blocking it), or the
+                    # loop may have stopped. The socket goes back to the dispatcher, the loop lends it again.
+                    self._take_back_locked()
+                    continue
                 if (
                     sys.platform == "linux"
                     and remaining is None
@@ -784,13 +879,21 @@ class Watcher:
                     return event
                 if self._closed:
                     raise WatcherClosed("the watcher is closed")
+                if self._lent and loop is not self._reader_loop:  # lent to another loop, maybe stopped
+                    self._take_back_locked()
+                    continue
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"no network change within {timeout} s")
                 future: asyncio.Future[None] = loop.create_future()
                 self._watch_loop(loop)
                 self._async_waiters.append((loop, future))
-            remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
-                raise TimeoutError(f"no network change within {timeout} s")
+                counted = loop is self._reader_loop
+                self._loop_waits += counted
+                lend = self._lend_locked(loop)
             try:
+                if lend:
+                    self._lend()
                 if remaining is None:
                     await future
                 else:
@@ -803,6 +906,19 @@ class Watcher:
                         self._async_waiters.remove((loop, future))
                     if future in self._rung:
                         self._rung.remove(future)
+                    # Lent, and nobody of this loop waits any more: the dispatcher reads it again. After
+                    # a wake-up, the consumer most likely waits again within this iteration of the loop:
+                    # the next iteration looks (the dispatcher would wake for what comes meanwhile).
+                    self._loop_waits -= counted
+                    end = False
+                    if self._lent and counted and not self._loop_waits:
+                        if not future.done() or future.cancelled():
+                            end, self._lent = True, False
+                        elif not self._give_back_pending:
+                            self._give_back_pending = True
+                            loop.call_soon(self._give_back_if_idle, loop)
+                if end and self._here is not None and sys.platform == "linux":
+                    self._here._lend_end()
 
     def __aiter__(self) -> Self:
         self._check_queued()
@@ -827,16 +943,22 @@ class Watcher:
             # Wake every async waiter by call_soon_threadsafe: the loop bell's reader goes now.
             reader_loop, self._reader_loop = self._reader_loop, None
             loop_bell, self._loop_bell = self._loop_bell, None
+            loop_epoll, self._loop_epoll = self._loop_epoll, None
+            lent, self._lent = self._lent, False
             rung, self._rung = self._rung, []
             self._wake()
             self._release_bell()  # now, or when the last thread blocked in get() leaves it
+        if lent and self._here is not None and sys.platform == "linux":
+            self._here._lend_end()  # before the epoll set goes (the cancel below would do it too)
         if reader_loop is not None and loop_bell is not None:
             try:
                 for future in rung:
                     reader_loop.call_soon_threadsafe(_set_done, future)
-                reader_loop.call_soon_threadsafe(_drop_reader, reader_loop, loop_bell)
-            except RuntimeError:  # the loop is closed: nobody waits, and its reader went with it
+                reader_loop.call_soon_threadsafe(_drop_reader, reader_loop, loop_bell, loop_epoll)
+            except RuntimeError:  # the loop is closed: nobody waits, and its readers went with it
                 loop_bell.close()
+                if loop_epoll is not None:
+                    loop_epoll.close()
         if timer is not None:
             timer.cancel()
         for handle in handles:
@@ -911,6 +1033,11 @@ def _after_fork_in_child() -> None:
         watcher._sleepers = 0
         watcher._loop_bell = None
         watcher._reader_loop = None
+        watcher._loop_epoll = None  # the parent's registrations in it stay the parent's
+        watcher._lent = False
+        watcher._loop_reading = 0
+        watcher._give_back_pending = False
+        watcher._loop_waits = 0
         watcher._rung = []
         watcher._pending.clear()
         watcher._outbox.clear()
@@ -921,10 +1048,13 @@ if sys.platform != "win32":
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _drop_reader(loop: asyncio.AbstractEventLoop, bell: _FdBell) -> None:
-    """In the loop: remove the loop bell's reader, then let its eventfd go."""
+def _drop_reader(loop: asyncio.AbstractEventLoop, bell: _FdBell, epoll: _EpollSet | None) -> None:
+    """In the loop: remove the loop bell's reader, then let its eventfd go; the same for the epoll set."""
     loop.remove_reader(bell.fd)
     bell.close()
+    if epoll is not None:
+        loop.remove_reader(epoll.fileno())
+        epoll.close()
 
 
 def _set_done(future: asyncio.Future[None]) -> None:
