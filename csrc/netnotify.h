@@ -332,11 +332,12 @@ void nn_backend_after_fork_child(void);
 int nn_backend_read_here(nn_reg *reg, nn_error *err);
 /* The same for an event loop, which never blocks: nn_backend_lend puts the socket in the
  * loop's epoll set epfd, out of the dispatcher's (1 lent, 0 not now, -1 with *err set);
- * once it is readable, nn_backend_lent_read reads what is queued (0 not lent, nothing read;
- * 1 read, still lent; 2 read, and the dispatcher has it back: an overflow to repair, or a
- * cancel); nn_backend_lend_end gives it back. Without the GIL. */
+ * once it is readable, nn_backend_lent_read reads what is queued, then gives it back with
+ * give_back (0 not lent, nothing read; 1 read, still lent; 2 read, and the dispatcher has
+ * it back: given back, an overflow to repair, or a cancel); nn_backend_lend_end gives it
+ * back. Without the GIL. */
 int nn_backend_lend(nn_reg *reg, int epfd, nn_error *err);
-int nn_backend_lent_read(nn_reg *reg);
+int nn_backend_lent_read(nn_reg *reg, int give_back);
 void nn_backend_lend_end(nn_reg *reg);
 #endif
 

@@ -614,8 +614,9 @@ static PyObject *nn_handle_read_here(PyObject *self, PyObject *unused)
 }
 
 /* _lend(epfd): lend the socket to an event loop that watches epoll set epfd (True), or
- * not now (False: wait for the dispatcher); _lent_read(): the loop reads it (True) and
- * gives it back; _lend_end(): give it back unread (nn_backend_lend). */
+ * not now (False: wait for the dispatcher); _lent_read(give_back): the loop reads it, and
+ * gives it back with give_back (True: still lent); _lend_end(): give it back unread
+ * (nn_backend_lend). */
 static PyObject *nn_handle_lend(PyObject *self, PyObject *arg)
 {
     nn_reg *reg;
@@ -639,16 +640,18 @@ static PyObject *nn_handle_lend(PyObject *self, PyObject *arg)
     return PyBool_FromLong(rc);
 }
 
-static PyObject *nn_handle_lent_read(PyObject *self, PyObject *unused)
+static PyObject *nn_handle_lent_read(PyObject *self, PyObject *arg)
 {
-    nn_reg *reg = nn_handle_live_reg((nn_handleobj *)self);
+    nn_reg *reg;
+    int give_back = PyObject_IsTrue(arg);
     int rc;
 
-    (void)unused;
-    if (reg == NULL)
+    if (give_back < 0)
+        return NULL;
+    if ((reg = nn_handle_live_reg((nn_handleobj *)self)) == NULL)
         Py_RETURN_FALSE;
     Py_BEGIN_ALLOW_THREADS
-    rc = nn_backend_lent_read(reg);
+    rc = nn_backend_lent_read(reg, give_back);
     Py_END_ALLOW_THREADS
     nn_reg_decref(reg);
     return PyBool_FromLong(rc == 1);
@@ -774,7 +777,7 @@ static PyMethodDef nn_handle_methods[] = {
 #ifdef __linux__
     {"_read_here", nn_handle_read_here, METH_NOARGS, NULL},
     {"_lend", nn_handle_lend, METH_O, NULL},
-    {"_lent_read", nn_handle_lent_read, METH_NOARGS, NULL},
+    {"_lent_read", nn_handle_lent_read, METH_O, NULL},
     {"_lend_end", nn_handle_lend_end, METH_NOARGS, NULL},
 #endif
     {"__enter__", nn_handle_enter, METH_NOARGS, NULL},

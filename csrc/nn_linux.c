@@ -1326,9 +1326,9 @@ int nn_backend_read_here(nn_reg *reg, nn_error *err)
 /* The same for an event loop's consumer, which never blocks: the socket is lent to the
  * loop while a coroutine awaits the next event (nn_backend_lend puts it in the loop's own
  * epoll set epfd, which the loop watches, and out of the dispatcher's), read by the loop
- * whenever it is readable (nn_backend_lent_read), and given back to the dispatcher by
- * nn_backend_lend_end once no coroutine waits (netnotify._watch decides when), by a cancel
- * (nn_stop_one), or by a read that saw an overflow (the dispatcher repairs). The
+ * whenever it is readable (nn_backend_lent_read), and given back to the dispatcher by that
+ * read when no coroutine waits any more or when it saw an overflow (the dispatcher
+ * repairs), by nn_backend_lend_end, or by a cancel (nn_stop_one). The
  * dispatcher leaves a lent socket alone (nn_readable). Without the GIL. */
 int nn_backend_lend(nn_reg *reg, int epfd, nn_error *err)
 {
@@ -1370,7 +1370,7 @@ static int nn_lend_stop(nn_lreg *lr)
     return nn_here_give_back(lr);
 }
 
-int nn_backend_lent_read(nn_reg *reg)
+int nn_backend_lent_read(nn_reg *reg, int give_back)
 {
     nn_lreg *lr = (nn_lreg *)reg->backend;
     int wake = -1, lent;
@@ -1390,7 +1390,7 @@ int nn_backend_lent_read(nn_reg *reg)
 
     pthread_mutex_lock(&nn_disp.lock);
     lr->here = 0;
-    if (lr->repair_wanted || lr->stopped) /* the dispatcher's now (or cancelled: nn_stop_one) */
+    if (give_back || lr->repair_wanted || lr->stopped) /* the dispatcher's again (cancelled: nn_stop_one) */
         wake = nn_lend_stop(lr);
     lent = lr->lent_epfd >= 0;
     pthread_cond_broadcast(&nn_disp.woken); /* nn_stop_one, or nn_backend_lend_end, may wait for it */

@@ -382,7 +382,6 @@ class Watcher:
         self._lent = False
         self._loop_reading = 0
         self._loop_waits = 0  # aget() calls of the reader loop between starting and ending a wait
-        self._give_back_pending = False
         _WATCHERS.add(self)  # for _after_fork_in_child
 
     # ------------------------------------------------------------------ start
@@ -633,7 +632,14 @@ class Watcher:
             _set_done(future)
 
     def _watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Lock held: give loop the loop bell's reader if no loop has it yet."""
+        """Lock held: give loop the loop bell's reader if no open loop has it."""
+        if self._reader_loop is not None and self._reader_loop.is_closed() and not self._lent:
+            # Closed, its readers gone with it: the next loop that waits gets them, afresh.
+            if self._loop_bell is not None:
+                self._loop_bell.close()
+            if self._loop_epoll is not None:
+                self._loop_epoll.close()
+            self._reader_loop, self._loop_bell, self._loop_epoll, self._rung = None, None, None, []
         if self._reader_loop is not None or not self._loop_bell_usable or self._closed:
             return
         bell = _new_loop_bell()
@@ -658,16 +664,18 @@ class Watcher:
             self._loop_epoll = epoll
 
     def _on_lent_readable(self) -> None:
-        """The reader of the loop's epoll set, in its event loop: the lent socket is readable, read it."""
+        """The reader of the loop's epoll set, in its event loop: the lent socket is readable, read it. With
+        no coroutine waiting any more (the consumer awaits something else), the dispatcher gets it back."""
         here = self._here
         with self._lock:
             if not self._lent or here is None:
                 return
             self._loop_reading = threading.get_ident()
+            give_back = not self._loop_waits
         still = False
         try:
             if sys.platform == "linux":
-                still = here._lent_read()  # the callbacks run here; False: the dispatcher has it back
+                still = here._lent_read(give_back)  # the callbacks run here; False: given back
         finally:
             with self._lock:
                 self._loop_reading = 0
@@ -682,16 +690,6 @@ class Watcher:
                 self._here._lend_end()  # waits for a read of it in progress on the loop's thread
             finally:
                 self._lock.acquire()
-
-    def _give_back_if_idle(self, loop: asyncio.AbstractEventLoop) -> None:
-        """In the loop, an iteration after a waiter woke: nobody of it waits again, the dispatcher reads."""
-        with self._lock:
-            self._give_back_pending = False
-            end = self._lent and not self._loop_waits
-            if end:
-                self._lent = False
-        if end and self._here is not None and sys.platform == "linux":
-            self._here._lend_end()
 
     def _lend_locked(self, loop: asyncio.AbstractEventLoop | None) -> bool:
         """Lock held: should the socket be lent to loop's epoll set now (then call _lend)?"""
@@ -906,17 +904,14 @@ class Watcher:
                         self._async_waiters.remove((loop, future))
                     if future in self._rung:
                         self._rung.remove(future)
-                    # Lent, and nobody of this loop waits any more: the dispatcher reads it again. After
-                    # a wake-up, the consumer most likely waits again within this iteration of the loop:
-                    # the next iteration looks (the dispatcher would wake for what comes meanwhile).
+                    # A wait that timed out or was cancelled, the last of this loop: the dispatcher reads
+                    # again. After a wake-up, the consumer most likely waits again at once: the loop's next
+                    # read gives the socket back if it does not (_on_lent_readable).
                     self._loop_waits -= counted
-                    end = False
-                    if self._lent and counted and not self._loop_waits:
-                        if not future.done() or future.cancelled():
-                            end, self._lent = True, False
-                        elif not self._give_back_pending:
-                            self._give_back_pending = True
-                            loop.call_soon(self._give_back_if_idle, loop)
+                    interrupted = not future.done() or future.cancelled()
+                    end = self._lent and counted and not self._loop_waits and interrupted
+                    if end:
+                        self._lent = False
                 if end and self._here is not None and sys.platform == "linux":
                     self._here._lend_end()
 
@@ -1036,7 +1031,6 @@ def _after_fork_in_child() -> None:
         watcher._loop_epoll = None  # the parent's registrations in it stay the parent's
         watcher._lent = False
         watcher._loop_reading = 0
-        watcher._give_back_pending = False
         watcher._loop_waits = 0
         watcher._rung = []
         watcher._pending.clear()
