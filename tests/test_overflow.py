@@ -51,9 +51,10 @@ def _wait_quiet(total: typing.Callable[[], int]) -> None:
         last = now
 
 
-def _assert_view_is_table(
-    view: dict[tuple[object, ...], netnotify.MibIpForwardRow2], lock: threading.Lock
-) -> None:
+View: typing.TypeAlias = dict[tuple[object, ...], netnotify.MibIpForwardRow2]
+
+
+def _assert_view_is_table(view: View, lock: threading.Lock) -> None:
     table = {_key(row): row for row in netnotify.get_ip_forward_table2(socket.AF_INET)}
     with lock:
         assert set(view) == set(table), (len(view), len(table))
@@ -105,11 +106,76 @@ def test_overflow_is_repaired_and_the_final_state_equals_the_table(
     assert reports == [], reports
 
 
-@pytest.mark.skipif(not KNOWS_SYSCALLS, reason=KNOWS_SYSCALLS_REASON)
+class _Consumer:
+    """A route watcher's consumer on a thread of its own, blocking (`for event in watcher`) or asyncio
+    (`async for` in asyncio.run), applying the events to a view of the table."""
+
+    def __init__(self, watcher: netnotify.Watcher, style: str) -> None:
+        self.watcher = watcher
+        self.style = style
+        self.view: View = {}
+        self.lock = threading.Lock()
+        self.events = 0
+        self.ident = 0
+        target = self._blocking if style == "blocking" else lambda: asyncio.run(self._async())
+        self.thread = threading.Thread(target=target, daemon=True)
+        self.thread.start()
+
+    def _apply(self, event: netnotify.Event) -> None:
+        if isinstance(event, netnotify.RouteEvent):
+            with self.lock:
+                self.events += 1
+                if event.change is netnotify.Change.DELETE:
+                    self.view.pop(_key(event.row), None)
+                else:
+                    self.view[_key(event.row)] = event.row
+
+    def _blocking(self) -> None:
+        self.ident = threading.get_ident()
+        for event in self.watcher:
+            self._apply(event)
+
+    async def _async(self) -> None:
+        self.ident = threading.get_ident()
+        async for event in self.watcher:
+            self._apply(event)
+
+    def reads_itself(self) -> bool:
+        """It holds the socket now: asleep in its read (blocking), or the socket lent to its loop."""
+        if self.style == "blocking":
+            return syscall_of(self.thread.native_id) == "recvmmsg"
+        return self.watcher._lent
+
+    def take_the_socket(self, ns: NetNS, lan: Lan) -> None:
+        """Changes, until the consumer reads the socket itself: its first wait only asks for it."""
+        for i in range(50):
+            ns.ip(f"route add 10.99.0.{i}/32 via {lan.gateway4}")
+            time.sleep(0.1)
+            if self.reads_itself():
+                return
+        raise AssertionError("the consumer never read the socket itself")
+
+    def close(self) -> None:
+        self.watcher.close()
+        self.thread.join(5)
+        assert not self.thread.is_alive()
+
+
+STYLES = pytest.mark.parametrize(
+    "style",
+    [
+        pytest.param("blocking", marks=pytest.mark.skipif(not KNOWS_SYSCALLS, reason=KNOWS_SYSCALLS_REASON)),
+        "asyncio",
+    ],
+)
+
+
+@STYLES
 def test_a_watcher_consumer_that_reads_its_own_socket_is_repaired_too(
-    ns: NetNS, lan: Lan, monkeypatch: pytest.MonkeyPatch
+    ns: NetNS, lan: Lan, monkeypatch: pytest.MonkeyPatch, style: str
 ) -> None:
-    """A burst that overflows while the consumer reads its socket itself (docs/watch.md) is repaired too.
+    """A burst that overflows while the consumer reads its socket itself (docs/watch.md: a blocking consumer
+    on its own thread, an asyncio one in its event loop) is repaired too.
 
     Whichever read sees the overflow first (the consumer's, or the dispatcher's while the consumer is busy
     with an event), the dispatcher repairs it: what the consumer applied ends equal to the kernel's table.
@@ -118,6 +184,7 @@ def test_a_watcher_consumer_that_reads_its_own_socket_is_repaired_too(
     reports: list[object] = []
     monkeypatch.setattr("sys.unraisablehook", lambda unraisable: reports.append(unraisable.exc_value))
     stall = threading.Event()
+    stalled = threading.Event()
     readers: set[int] = set()  # the threads that delivered the burst's changes
     original = netnotify.Watcher._on_row
 
@@ -129,108 +196,62 @@ def test_a_watcher_consumer_that_reads_its_own_socket_is_repaired_too(
                 time.sleep(0.5)
         original(self, *args)
 
-    stalled = threading.Event()
-
     monkeypatch.setattr(netnotify.Watcher, "_on_row", on_row)
-    view: dict[tuple[object, ...], netnotify.MibIpForwardRow2] = {}
-    lock = threading.Lock()
-    events = [0]
-    watcher = netnotify.watch("route", family=socket.AF_INET, snapshot=True)
-
-    def consume() -> None:
-        for event in watcher:
-            if isinstance(event, netnotify.RouteEvent):
-                with lock:
-                    events[0] += 1
-                    if event.change is netnotify.Change.DELETE:
-                        view.pop(_key(event.row), None)
-                    else:
-                        view[_key(event.row)] = event.row
-
-    consumer = threading.Thread(target=consume, daemon=True)
-    consumer.start()
+    consumer = _Consumer(netnotify.watch("route", family=socket.AF_INET, snapshot=True), style)
     try:
-        # Changes first, until the consumer sleeps in the read of its socket: its first wait only asks for
-        # the socket, and a wait that found the dispatcher reading waits for it once.
-        for i in range(50):
-            ns.ip(f"route add 10.99.0.{i}/32 via {lan.gateway4}")
-            time.sleep(0.1)
-            if syscall_of(consumer.native_id) == "recvmmsg":
-                break
-        assert syscall_of(consumer.native_id) == "recvmmsg", "the consumer never read itself"
+        consumer.take_the_socket(ns, lan)
         stall.set()
         drops_before = _netlink_drops()
         _burst(ns, lan, 4000, 1500)
-        _wait_quiet(lambda: events[0])
+        _wait_quiet(lambda: consumer.events)
         # The consumer read changes of the burst itself (the dispatcher reads those that come while it is
         # busy with one, and may have read the first).
-        assert consumer.ident in readers, "no change of the burst was read on the consumer's thread"
+        assert consumer.ident in readers, "no change of the burst was read by the consumer"
         assert _netlink_drops() > drops_before  # the burst did overflow, or the test proves nothing
-        _assert_view_is_table(view, lock)
+        _assert_view_is_table(consumer.view, consumer.lock)
     finally:
-        watcher.close()
-        consumer.join(5)
+        consumer.close()
     assert reports == [], reports
 
 
-def test_an_asyncio_watcher_whose_loop_reads_its_socket_is_repaired_too(
-    ns: NetNS, lan: Lan, monkeypatch: pytest.MonkeyPatch
+@STYLES
+def test_an_overflow_only_the_consumers_read_sees_is_repaired_by_the_dispatcher(
+    ns: NetNS, lan: Lan, monkeypatch: pytest.MonkeyPatch, style: str
 ) -> None:
-    """The same while the event loop reads the socket (a coroutine awaits aget(), docs/watch.md): the burst's
-    first change blocks the loop, the tiny buffer overflows, and what the coroutine applied ends equal to the
-    kernel's table."""
+    """The consumer's read sees the overflow: it stalls on the burst's first change while the whole burst is
+    sent, and nothing changes after. The repair is the dispatcher's to do (the consumer hands it over); without
+    it the view would miss the adds the kernel dropped. The asyncio loop's read also drains what the kernel
+    kept, so no other read follows: that case fails without the hand-over. A blocking consumer's read ends at
+    the error, and the dispatcher's read of the rest would see the drop count move and repair anyway."""
     monkeypatch.setenv("NETNOTIFY_RCVBUF", "4096")
     reports: list[object] = []
     monkeypatch.setattr("sys.unraisablehook", lambda unraisable: reports.append(unraisable.exc_value))
     stall = threading.Event()
-    stalled = threading.Event()
-    readers: set[int] = set()
+    sent = threading.Event()
+    stalled_on: list[int] = []
     original = netnotify.Watcher._on_row
 
     def on_row(self: netnotify.Watcher, *args: typing.Any) -> None:
-        if stall.is_set():
-            readers.add(threading.get_ident())
-            if not stalled.is_set():
-                stalled.set()
-                time.sleep(0.5)
+        if stall.is_set() and not stalled_on:
+            stalled_on.append(threading.get_ident())
+            sent.wait(60)  # the reader holds the socket until the whole burst has been sent
         original(self, *args)
 
     monkeypatch.setattr(netnotify.Watcher, "_on_row", on_row)
-    view: dict[tuple[object, ...], netnotify.MibIpForwardRow2] = {}
-    lock = threading.Lock()
-    events = [0]
-    watcher = netnotify.watch("route", family=socket.AF_INET, snapshot=True)
-    loop_thread: list[int] = []
-
-    async def consume() -> None:
-        loop_thread.append(threading.get_ident())
-        async for event in watcher:
-            if isinstance(event, netnotify.RouteEvent):
-                with lock:
-                    events[0] += 1
-                    if event.change is netnotify.Change.DELETE:
-                        view.pop(_key(event.row), None)
-                    else:
-                        view[_key(event.row)] = event.row
-
-    consumer = threading.Thread(target=asyncio.run, args=(consume(),), daemon=True)
-    consumer.start()
+    consumer = _Consumer(netnotify.watch("route", family=socket.AF_INET, snapshot=True), style)
     try:
-        for i in range(50):  # until the loop has the socket: the first wait only asks for it
-            ns.ip(f"route add 10.99.0.{i}/32 via {lan.gateway4}")
-            time.sleep(0.1)
-            if watcher._lent:
-                break
-        assert watcher._lent, "the socket was never lent to the event loop"
+        consumer.take_the_socket(ns, lan)
         stall.set()
         drops_before = _netlink_drops()
-        _burst(ns, lan, 4000, 1500)
-        _wait_quiet(lambda: events[0])
-        assert loop_thread[0] in readers, "no change of the burst was read by the event loop"
+        try:
+            _burst(ns, lan, 2000, 0)
+        finally:
+            sent.set()
+        _wait_quiet(lambda: consumer.events)
+        assert stalled_on == [consumer.ident], "the burst's first change was not read by the consumer"
         assert _netlink_drops() > drops_before  # the burst did overflow, or the test proves nothing
-        _assert_view_is_table(view, lock)
+        _assert_view_is_table(consumer.view, consumer.lock)
     finally:
-        watcher.close()
-        consumer.join(5)
-    assert not consumer.is_alive()
+        sent.set()
+        consumer.close()
     assert reports == [], reports
