@@ -218,11 +218,12 @@ def test_a_watcher_consumer_that_reads_its_own_socket_is_repaired_too(
 def test_an_overflow_only_the_consumers_read_sees_is_repaired_by_the_dispatcher(
     ns: NetNS, lan: Lan, monkeypatch: pytest.MonkeyPatch, style: str
 ) -> None:
-    """The consumer's read sees the overflow: it stalls on the burst's first change while the whole burst is
-    sent, and nothing changes after. The repair is the dispatcher's to do (the consumer hands it over); without
-    it the view would miss the adds the kernel dropped. The asyncio loop's read also drains what the kernel
-    kept, so no other read follows: that case fails without the hand-over. A blocking consumer's read ends at
-    the error, and the dispatcher's read of the rest would see the drop count move and repair anyway."""
+    """The consumer's read sees the overflow: it stalls on the burst's first change while the whole burst
+    is sent, and nothing changes after. The repair is the dispatcher's to do (the consumer hands it over):
+    without it the view would miss the adds the kernel dropped. The asyncio loop's read also drains what
+    the kernel kept, so no other read follows: that case fails without the hand-over. A blocking
+    consumer's read ends at the error, and the dispatcher's read of the rest would see the drop count move
+    and repair anyway."""
     monkeypatch.setenv("NETNOTIFY_RCVBUF", "4096")
     reports: list[object] = []
     monkeypatch.setattr("sys.unraisablehook", lambda unraisable: reports.append(unraisable.exc_value))
