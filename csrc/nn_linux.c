@@ -1407,9 +1407,10 @@ void nn_backend_lend_end(nn_reg *reg)
     if (lr == NULL)
         return;
     pthread_mutex_lock(&nn_disp.lock);
-    /* The loop reads it on another thread: wait for the read, which gives it back. On this
-     * thread (a signal handler ran inside that read's delivery): the read gives it back. */
-    while (lr->here && !pthread_equal(lr->here_thread, pthread_self()))
+    /* Lent, and the loop reads it now on another thread: wait for that read (it never
+     * sleeps). On this thread (a signal handler ran inside that read's delivery), leave it:
+     * the cancel that follows a close() takes it back (nn_stop_one). */
+    while (lr->lent_epfd >= 0 && lr->here && !pthread_equal(lr->here_thread, pthread_self()))
         pthread_cond_wait(&nn_disp.woken, &nn_disp.lock);
     wake = lr->here ? -1 : nn_lend_stop(lr);
     pthread_mutex_unlock(&nn_disp.lock);

@@ -71,11 +71,8 @@ def _burst(ns: NetNS, lan: Lan, adds: int, deletes: int) -> None:
 
 
 def test_overflow_is_repaired_and_the_final_state_equals_the_table(
-    ns: NetNS, lan: Lan, monkeypatch: pytest.MonkeyPatch
+    ns: NetNS, lan: Lan, reports: list[object]
 ) -> None:
-    monkeypatch.setenv("NETNOTIFY_RCVBUF", "4096")
-    reports: list[object] = []
-    monkeypatch.setattr("sys.unraisablehook", lambda unraisable: reports.append(unraisable.exc_value))
     lock = threading.Lock()
     view = {_key(row): row for row in netnotify.get_ip_forward_table2(socket.AF_INET)}
     counts = {"add": 0, "delete": 0, "change": 0}
@@ -161,6 +158,29 @@ class _Consumer:
         assert not self.thread.is_alive()
 
 
+@pytest.fixture
+def reports(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """A 4 KiB receive buffer for the registrations the test makes; what sys.unraisablehook receives."""
+    monkeypatch.setenv("NETNOTIFY_RCVBUF", "4096")
+    got: list[object] = []
+    monkeypatch.setattr("sys.unraisablehook", lambda unraisable: got.append(unraisable.exc_value))
+    return got
+
+
+def _reading_consumer(
+    ns: NetNS, lan: Lan, style: str, monkeypatch: pytest.MonkeyPatch, on_row: typing.Callable[..., None]
+) -> _Consumer:
+    """A route watcher (its _on_row replaced by on_row) and its consumer, once that reads the socket."""
+    monkeypatch.setattr(netnotify.Watcher, "_on_row", on_row)
+    consumer = _Consumer(netnotify.watch("route", family=socket.AF_INET, snapshot=True), style)
+    try:
+        consumer.take_the_socket(ns, lan)
+    except BaseException:
+        consumer.close()
+        raise
+    return consumer
+
+
 STYLES = pytest.mark.parametrize(
     "style",
     [
@@ -172,7 +192,7 @@ STYLES = pytest.mark.parametrize(
 
 @STYLES
 def test_a_watcher_consumer_that_reads_its_own_socket_is_repaired_too(
-    ns: NetNS, lan: Lan, monkeypatch: pytest.MonkeyPatch, style: str
+    ns: NetNS, lan: Lan, monkeypatch: pytest.MonkeyPatch, style: str, reports: list[object]
 ) -> None:
     """A burst that overflows while the consumer reads its socket itself (docs/watch.md: a blocking consumer
     on its own thread, an asyncio one in its event loop) is repaired too.
@@ -180,9 +200,6 @@ def test_a_watcher_consumer_that_reads_its_own_socket_is_repaired_too(
     Whichever read sees the overflow first (the consumer's, or the dispatcher's while the consumer is busy
     with an event), the dispatcher repairs it: what the consumer applied ends equal to the kernel's table.
     """
-    monkeypatch.setenv("NETNOTIFY_RCVBUF", "4096")
-    reports: list[object] = []
-    monkeypatch.setattr("sys.unraisablehook", lambda unraisable: reports.append(unraisable.exc_value))
     stall = threading.Event()
     stalled = threading.Event()
     readers: set[int] = set()  # the threads that delivered the burst's changes
@@ -196,10 +213,8 @@ def test_a_watcher_consumer_that_reads_its_own_socket_is_repaired_too(
                 time.sleep(0.5)
         original(self, *args)
 
-    monkeypatch.setattr(netnotify.Watcher, "_on_row", on_row)
-    consumer = _Consumer(netnotify.watch("route", family=socket.AF_INET, snapshot=True), style)
+    consumer = _reading_consumer(ns, lan, style, monkeypatch, on_row)
     try:
-        consumer.take_the_socket(ns, lan)
         stall.set()
         drops_before = _netlink_drops()
         _burst(ns, lan, 4000, 1500)
@@ -216,7 +231,7 @@ def test_a_watcher_consumer_that_reads_its_own_socket_is_repaired_too(
 
 @STYLES
 def test_an_overflow_only_the_consumers_read_sees_is_repaired_by_the_dispatcher(
-    ns: NetNS, lan: Lan, monkeypatch: pytest.MonkeyPatch, style: str
+    ns: NetNS, lan: Lan, monkeypatch: pytest.MonkeyPatch, style: str, reports: list[object]
 ) -> None:
     """The consumer's read sees the overflow: it stalls on the burst's first change while the whole burst
     is sent, and nothing changes after. The repair is the dispatcher's to do (the consumer hands it over):
@@ -224,9 +239,6 @@ def test_an_overflow_only_the_consumers_read_sees_is_repaired_by_the_dispatcher(
     the kernel kept, so no other read follows: that case fails without the hand-over. A blocking
     consumer's read ends at the error, and the dispatcher's read of the rest would see the drop count move
     and repair anyway."""
-    monkeypatch.setenv("NETNOTIFY_RCVBUF", "4096")
-    reports: list[object] = []
-    monkeypatch.setattr("sys.unraisablehook", lambda unraisable: reports.append(unraisable.exc_value))
     stall = threading.Event()
     sent = threading.Event()
     stalled_on: list[int] = []
@@ -238,10 +250,8 @@ def test_an_overflow_only_the_consumers_read_sees_is_repaired_by_the_dispatcher(
             sent.wait(60)  # the reader holds the socket until the whole burst has been sent
         original(self, *args)
 
-    monkeypatch.setattr(netnotify.Watcher, "_on_row", on_row)
-    consumer = _Consumer(netnotify.watch("route", family=socket.AF_INET, snapshot=True), style)
+    consumer = _reading_consumer(ns, lan, style, monkeypatch, on_row)
     try:
-        consumer.take_the_socket(ns, lan)
         stall.set()
         drops_before = _netlink_drops()
         try:

@@ -380,6 +380,7 @@ class Watcher:
         # (_on_lent_readable, on the thread _loop_reading) instead of by the dispatcher, which then rings.
         self._loop_epoll: _EpollSet | None = None
         self._lent = False
+        self._lending = False  # _lend() is asking for it
         self._loop_reading = 0
         self._loop_waits = 0  # aget() calls of the reader loop between starting and ending a wait
         _WATCHERS.add(self)  # for _after_fork_in_child
@@ -697,12 +698,13 @@ class Watcher:
             self._loop_epoll is None
             or loop is not self._reader_loop
             or self._lent
+            or self._lending
             or self._here_reading
             or self._closed
             or not self._loop_waits
         ):
             return False
-        self._lent = True
+        self._lending = True
         return True
 
     def _lend(self) -> None:
@@ -715,9 +717,11 @@ class Watcher:
         except (OSError, ValueError):  # epoll closed meanwhile, or no memory: the dispatcher reads it
             pass
         finally:
-            if not lent:
-                with self._lock:
-                    self._lent = False
+            with self._lock:
+                self._lending = False
+                self._lent = lent and not self._closed
+            if lent and self._closed and here is not None and sys.platform == "linux":
+                here._lend_end()  # closed meanwhile: close() did not know it was lent
 
     def _drain_outbox(self) -> None:
         """Callback style: call the user's callback for queued events, one caller at a time."""
@@ -1030,6 +1034,7 @@ def _after_fork_in_child() -> None:
         watcher._reader_loop = None
         watcher._loop_epoll = None  # the parent's registrations in it stay the parent's
         watcher._lent = False
+        watcher._lending = False
         watcher._loop_reading = 0
         watcher._loop_waits = 0
         watcher._rung = []
