@@ -682,15 +682,20 @@ class Watcher:
                 self._loop_reading = 0
                 self._lent = still and self._lent  # close() may have taken it back meanwhile
 
+    def _give_back(self) -> None:
+        """Lock not held: the lent socket goes back to the dispatcher (waiting for a read of it in progress on
+        the loop's thread); _lent is cleared already."""
+        if self._here is not None and sys.platform == "linux":
+            self._here._lend_end()
+
     def _take_back_locked(self) -> None:
         """Lock held (released meanwhile): the lent socket goes back to the dispatcher."""
         self._lent = False
-        if self._here is not None and sys.platform == "linux":
-            self._lock.release()
-            try:
-                self._here._lend_end()  # waits for a read of it in progress on the loop's thread
-            finally:
-                self._lock.acquire()
+        self._lock.release()
+        try:
+            self._give_back()
+        finally:
+            self._lock.acquire()
 
     def _lend_locked(self, loop: asyncio.AbstractEventLoop | None) -> bool:
         """Lock held: should the socket be lent to loop's epoll set now (then call _lend)?"""
@@ -720,8 +725,8 @@ class Watcher:
             with self._lock:
                 self._lending = False
                 self._lent = lent and not self._closed
-            if lent and self._closed and here is not None and sys.platform == "linux":
-                here._lend_end()  # closed meanwhile: close() did not know it was lent
+            if lent and self._closed:
+                self._give_back()  # closed meanwhile: close() did not know it was lent
 
     def _drain_outbox(self) -> None:
         """Callback style: call the user's callback for queued events, one caller at a time."""
@@ -916,8 +921,8 @@ class Watcher:
                     end = self._lent and counted and not self._loop_waits and interrupted
                     if end:
                         self._lent = False
-                if end and self._here is not None and sys.platform == "linux":
-                    self._here._lend_end()
+                if end:
+                    self._give_back()
 
     def __aiter__(self) -> Self:
         self._check_queued()
@@ -947,8 +952,8 @@ class Watcher:
             rung, self._rung = self._rung, []
             self._wake()
             self._release_bell()  # now, or when the last thread blocked in get() leaves it
-        if lent and self._here is not None and sys.platform == "linux":
-            self._here._lend_end()  # before the epoll set goes (the cancel below would do it too)
+        if lent:
+            self._give_back()  # before the epoll set goes (the cancel below would do it too)
         if reader_loop is not None and loop_bell is not None:
             try:
                 for future in rung:
