@@ -14,11 +14,13 @@ import socket
 import sys
 import threading
 import time
+import traceback
 import typing
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
 
 import pytest
+from forgery import netlink_sockets
 from nettest import SETTLE, Lan, NetNS, wait_until
 
 import netnotify
@@ -167,9 +169,26 @@ class Consumer:
                 if remaining <= 0 or self.ended.is_set():
                     raise AssertionError(
                         f"no {what} within {timeout} s (loop ended: {self.ended.is_set()}, error: "
-                        f"{self.error!r}); seen:\n{describe(self._events)}"
+                        f"{self.error!r}); seen:\n{describe(self._events)}\n{self.diagnose()}"
                     )
                 self._cond.wait(remaining)
+
+    def diagnose(self) -> str:
+        """For a failure message: where the consumer's thread is, the watcher's wait state, and what the
+        kernel still holds on the netlink sockets of this thread's namespace (a change unread there is a lost
+        wake-up, one not there a lost delivery)."""
+        frame = sys._current_frames().get(self.thread.ident or 0)
+        where = "".join(traceback.format_stack(frame)[-4:]) if frame is not None else "(thread gone)\n"
+        w = self.watcher
+        state = {name: getattr(w, name, None) for name in ("_here_reading", "_waiting", "_sleepers", "_lent")}
+        try:
+            sockets = "\n".join(f"  {s}" for s in netlink_sockets().values())
+        except OSError as error:
+            sockets = f"  ({error})"
+        return (
+            f"consumer thread at:\n{where}watcher: {state}, queued {len(w._queue)}\n"
+            f"netlink sockets of this namespace:\n{sockets}"
+        )
 
     def wait_count(self, count: int, timeout: float = 5.0) -> list[netnotify.Event]:
         deadline = time.monotonic() + timeout
@@ -179,7 +198,7 @@ class Consumer:
                 if remaining <= 0 or self.ended.is_set():
                     raise AssertionError(
                         f"expected {count} events within {timeout} s, got {len(self._events)}:\n"
-                        f"{describe(self._events)}"
+                        f"{describe(self._events)}\n{self.diagnose()}"
                     )
                 self._cond.wait(remaining)
             return list(self._events)
