@@ -330,6 +330,9 @@ void nn_backend_after_fork_child(void);
 /* Linux: a consumer's thread reads the registration's notifications itself while it waits
  * (nn_linux.c). 1 read, 0 not now, -1 with *err set (EINTR: a signal). Without the GIL. */
 int nn_backend_read_here(nn_reg *reg, nn_error *err);
+/* Makes a consumer's read that sleeps, or is about to, return (events reached its queue
+ * another way meanwhile). Without the GIL. */
+void nn_backend_poke_here(nn_reg *reg);
 /* The same for an event loop, which never blocks: nn_backend_lend puts the socket in the
  * loop's epoll set epfd, out of the dispatcher's (1 lent, 0 not now, -1 with *err set);
  * once it is readable, nn_backend_lent_read reads what is queued, then gives it back with

@@ -613,6 +613,21 @@ static PyObject *nn_handle_read_here(PyObject *self, PyObject *unused)
     return PyBool_FromLong(rc);
 }
 
+/* _poke_here(): a consumer's read that sleeps, or is about to, returns (nn_backend_poke_here) */
+static PyObject *nn_handle_poke_here(PyObject *self, PyObject *unused)
+{
+    nn_reg *reg = nn_handle_live_reg((nn_handleobj *)self);
+
+    (void)unused;
+    if (reg == NULL)
+        Py_RETURN_NONE;
+    Py_BEGIN_ALLOW_THREADS
+    nn_backend_poke_here(reg);
+    Py_END_ALLOW_THREADS
+    nn_reg_decref(reg);
+    Py_RETURN_NONE;
+}
+
 /* _lend(epfd): lend the socket to an event loop that watches epoll set epfd (True), or
  * not now (False: wait for the dispatcher); _lent_read(give_back): the loop reads it, and
  * gives it back with give_back (True: still lent); _lend_end(): give it back unread
@@ -776,6 +791,7 @@ static PyMethodDef nn_handle_methods[] = {
      "Cancel the registration; a second call does nothing. Returns when no callback of it runs."},
 #ifdef __linux__
     {"_read_here", nn_handle_read_here, METH_NOARGS, NULL},
+    {"_poke_here", nn_handle_poke_here, METH_NOARGS, NULL},
     {"_lend", nn_handle_lend, METH_O, NULL},
     {"_lent_read", nn_handle_lent_read, METH_O, NULL},
     {"_lend_end", nn_handle_lend_end, METH_NOARGS, NULL},

@@ -114,6 +114,7 @@ struct nn_lreg {
     int lent_epfd;     /* lent to an event loop (nn_backend_lend): sock is in this epoll set, not
                         * the dispatcher's, until the loop's read or nn_backend_lend_end; -1 */
     pthread_t here_thread; /* the thread in the consumer's read (while `here`) */
+    int poked;         /* events reached the consumer's queue as it was about to read (nn_backend_poke_here) */
     int live;          /* started by the dispatcher, not stopped yet (under nn_disp.lock) */
     int cancelling;    /* on the remove queue: no consumer may start reading it (nn_disp.lock) */
     nn_lreg *qnext;   /* add queue */
@@ -1301,6 +1302,11 @@ int nn_backend_read_here(nn_reg *reg, nn_error *err)
     if (lr == NULL || reg->kind == NN_KIND_STABLE)
         return 0;
     pthread_mutex_lock(&nn_disp.lock);
+    if (lr->poked) { /* events came meanwhile (nn_backend_poke_here): no sleep */
+        lr->poked = 0;
+        pthread_mutex_unlock(&nn_disp.lock);
+        return 1;
+    }
     rc = nn_here_take(lr, &wake);
     if (rc == 1) {
         lr->here = 1;
@@ -1321,6 +1327,28 @@ int nn_backend_read_here(nn_reg *reg, nn_error *err)
     if (rc < 0)
         return nn_error_from_errno(err, EINTR, "recvmmsg");
     return 1;
+}
+
+/* Events reached the consumer's queue another way (the dispatcher read the socket before
+ * the consumer took it, or a settle timer let them out) while the consumer reads, or is
+ * about to read, the socket. In its read already (lr->here: the socket is out of the
+ * dispatcher's set, only the consumer reads it), a request on the socket (nn_nl_wake)
+ * makes the read return at once with the kernel's acknowledgement, which reads skip. Not
+ * yet: its take returns at once instead (lr->poked). */
+void nn_backend_poke_here(nn_reg *reg)
+{
+    nn_lreg *lr = (nn_lreg *)reg->backend;
+    int fd = -1;
+
+    if (lr == NULL)
+        return;
+    pthread_mutex_lock(&nn_disp.lock);
+    if (lr->here)
+        fd = nn_wake_fd(lr); /* open: nn_stop_one waits for the read to end before it closes it */
+    else
+        lr->poked = 1;
+    pthread_mutex_unlock(&nn_disp.lock);
+    nn_wake_end(fd);
 }
 
 /* The same for an event loop's consumer, which never blocks: the socket is lent to the

@@ -17,7 +17,7 @@ import time
 import typing
 
 import pytest
-from nettest import KNOWS_SYSCALLS, KNOWS_SYSCALLS_REASON, Lan, NetNS, syscall_of
+from nettest import KNOWS_SYSCALLS, KNOWS_SYSCALLS_REASON, Lan, NetNS, syscall_of, wait_until
 
 import netnotify
 
@@ -61,13 +61,29 @@ def _assert_view_is_table(view: View, lock: threading.Lock) -> None:
         assert all(view[key] == table[key] for key in table)
 
 
-def _burst(ns: NetNS, lan: Lan, adds: int, deletes: int) -> None:
+def _burst(ns: NetNS, lan: Lan, adds: int, deletes: int, sent: threading.Event | None = None) -> None:
+    """adds route adds, then deletes of the first of them, each batch in one `ip -batch`; sent is set once
+    the adds are sent."""
     lines = [
         f"route add 10.{100 + i // 65536}.{i // 256 % 256}.{i % 256}/32 via {lan.gateway4}"
         for i in range(adds)
     ]
-    ns.batch(lines)
+    try:
+        ns.batch(lines)
+    finally:
+        if sent is not None:
+            sent.set()
     ns.batch([line.replace("route add", "route del").split(" via ")[0] for line in lines[:deletes]])
+
+
+def _lead(ns: NetNS, lan: Lan, stalled_on: list[int], consumer: _Consumer) -> None:
+    """One change before the burst, which the consumer reads, and stalls on (its on_row records the thread)
+    until the burst is sent: the burst overflows the socket while the consumer holds it. Sent as part of the
+    burst, the first change could come after the overflow, which a read reports before any data (ENOBUFS):
+    the dispatcher's repair then delivered the whole burst (a flake of the precondition)."""
+    ns.ip(f"route add 10.98.0.1/32 via {lan.gateway4}")
+    wait_until(lambda: stalled_on, 5, "the lead change read")
+    assert stalled_on == [consumer.ident], "the lead change was not read by the consumer"
 
 
 def test_overflow_is_repaired_and_the_final_state_equals_the_table(
@@ -206,27 +222,27 @@ def test_a_watcher_consumer_that_reads_its_own_socket_is_repaired_too(
     with an event), the dispatcher repairs it: what the consumer applied ends equal to the kernel's table.
     """
     stall = threading.Event()
-    stalled = threading.Event()
-    readers: set[int] = set()  # the threads that delivered the burst's changes
+    adds_sent = threading.Event()
+    stalled_on: list[int] = []
     original = netnotify.Watcher._on_row
 
     def on_row(self: netnotify.Watcher, *args: typing.Any) -> None:
-        if stall.is_set():
-            readers.add(threading.get_ident())
-            if not stalled.is_set():
-                stalled.set()  # the burst's first change stalls its reader: the tiny buffer overflows
-                time.sleep(0.5)
+        if stall.is_set() and not stalled_on:
+            stalled_on.append(threading.get_ident())
+            adds_sent.wait(60)  # the lead change stalls the consumer: the tiny buffer overflows
         original(self, *args)
 
     consumer = _reading_consumer(ns, lan, style, monkeypatch, on_row)
     try:
         stall.set()
         drops_before = _netlink_drops()
-        _burst(ns, lan, 4000, 1500)
+        try:
+            _lead(ns, lan, stalled_on, consumer)
+            # the deletes come while the consumer and the dispatcher take turns
+            _burst(ns, lan, 4000, 1500, sent=adds_sent)
+        finally:
+            adds_sent.set()
         _wait_quiet(lambda: consumer.events)
-        # The consumer read changes of the burst itself (the dispatcher reads those that come while it is
-        # busy with one, and may have read the first).
-        assert consumer.ident in readers, "no change of the burst was read by the consumer"
         assert _netlink_drops() > drops_before  # the burst did overflow, or the test proves nothing
         _assert_view_is_table(consumer.view, consumer.lock)
     finally:
@@ -238,10 +254,10 @@ def test_a_watcher_consumer_that_reads_its_own_socket_is_repaired_too(
 def test_an_overflow_only_the_consumers_read_sees_is_repaired_by_the_dispatcher(
     ns: NetNS, lan: Lan, monkeypatch: pytest.MonkeyPatch, style: str, reports: list[object]
 ) -> None:
-    """The consumer's read sees the overflow: it stalls on the burst's first change while the whole burst
-    is sent, and nothing changes after. The repair is the dispatcher's to do (the consumer hands it over):
-    without it the view would miss the adds the kernel dropped. The asyncio loop's read also drains what
-    the kernel kept, so no other read follows: that case fails without the hand-over. A blocking
+    """The consumer's read sees the overflow: it stalls on a change just before the burst while the whole
+    burst is sent, and nothing changes after. The repair is the dispatcher's to do (the consumer hands it
+    over): without it the view would miss the adds the kernel dropped. The asyncio loop's read also drains
+    what the kernel kept, so no other read follows: that case fails without the hand-over. A blocking
     consumer's read ends at the error, and the dispatcher's read of the rest would see the drop count move
     and repair anyway."""
     stall = threading.Event()
@@ -260,11 +276,11 @@ def test_an_overflow_only_the_consumers_read_sees_is_repaired_by_the_dispatcher(
         stall.set()
         drops_before = _netlink_drops()
         try:
-            _burst(ns, lan, 2000, 0)
+            _lead(ns, lan, stalled_on, consumer)
+            _burst(ns, lan, 2000, 0, sent=sent)
         finally:
             sent.set()
         _wait_quiet(lambda: consumer.events)
-        assert stalled_on == [consumer.ident], "the burst's first change was not read by the consumer"
         assert _netlink_drops() > drops_before  # the burst did overflow, or the test proves nothing
         _assert_view_is_table(consumer.view, consumer.lock)
     finally:

@@ -180,7 +180,7 @@ class Consumer:
         frame = sys._current_frames().get(self.thread.ident or 0)
         where = "".join(traceback.format_stack(frame)[-4:]) if frame is not None else "(thread gone)\n"
         w = self.watcher
-        state = {name: getattr(w, name, None) for name in ("_here_reading", "_waiting", "_sleepers", "_lent")}
+        state = {name: getattr(w, name, None) for name in ("_here_reader", "_waiting", "_sleepers", "_lent")}
         try:
             sockets = "\n".join(f"  {s}" for s in netlink_sockets().values())
         except OSError as error:
@@ -664,6 +664,55 @@ def test_get_returns_the_next_event(ns: NetNS, lan: Lan) -> None:
         call = call_with_deadline(lambda: watcher.get(timeout=5), 10)
         assert call.error is None, call.error
         assert is_event(netnotify.AddressEvent, Change.ADD, address=V4_ADDRESS.ip)(call.result), call.result
+
+
+class _SlowToRead:
+    """Stands in for a watcher's registration handle: once armed, its next _read_here() waits for `go`."""
+
+    def __init__(self, handle: Any) -> None:  # a NotificationHandle (its _read_here exists on Linux only)
+        self._handle = handle
+        self.armed = threading.Event()
+        self.waiting = threading.Event()
+        self.go = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+    def _read_here(self) -> bool:
+        if self.armed.is_set():
+            self.armed.clear()
+            self.waiting.set()
+            self.go.wait(10)
+        return bool(self._handle._read_here())
+
+
+@linux
+def test_a_change_queued_just_before_the_consumer_reads_its_socket_ends_that_read(
+    ns: NetNS, lan: Lan
+) -> None:
+    """The consumer saw its queue empty and is about to read its socket itself; the dispatcher, which reads
+    the socket until then, queues the next change first: the consumer's read must not then sleep with that
+    change in the queue (before, it came only with the change after it; found as a CI flake of
+    test_settle_add_then_delete_is_nothing)."""
+    prefixes = [ipaddress.IPv4Network(f"10.66.{i}.0/24") for i in range(3)]
+    with netnotify.watch("route", family=socket.AF_INET) as watcher:
+        assert watcher._here is not None  # Linux, one kind, queued: the consumer reads its own socket
+        slow = _SlowToRead(watcher._here)
+        watcher._here = slow  # type: ignore[assignment]
+        with Consumer(watcher) as consumer:
+            ns.ip(f"route add {prefixes[0]} via {lan.gateway4} dev v0")
+            consumer.wait_for(is_event(netnotify.RouteEvent, Change.ADD, destination_prefix=prefixes[0]))
+            time.sleep(0.1)  # asleep in its socket's read
+            slow.armed.set()
+            ns.ip(f"route add {prefixes[1]} via {lan.gateway4} dev v0")  # read by the consumer, which then
+            consumer.wait_for(is_event(netnotify.RouteEvent, Change.ADD, destination_prefix=prefixes[1]))
+            assert slow.waiting.wait(5), "the consumer did not come back to read its socket"  # ... stops here
+            ns.ip(f"route add {prefixes[2]} via {lan.gateway4} dev v0")
+            wait_until(lambda: len(watcher) == 1, 5, "the dispatcher queued the change")
+            slow.go.set()
+            consumer.wait_for(
+                is_event(netnotify.RouteEvent, Change.ADD, destination_prefix=prefixes[2]), timeout=2
+            )
 
 
 @linux

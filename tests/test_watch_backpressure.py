@@ -183,6 +183,31 @@ def test_settle_change_then_change_back_is_nothing(ns: NetNS, lan: Lan) -> None:
     )
 
 
+def test_settle_lets_each_change_out_while_the_consumer_sleeps_in_its_socket_read(
+    ns: NetNS, lan: Lan
+) -> None:
+    """Changes far apart: each comes one window after it, not with the change after it.
+
+    While it waits, the consumer sleeps in the read of its registration's socket; the settle timer lets a
+    change out on its own thread, and must end that read (before, each change came only with the next one,
+    and the last never).
+    """
+    prefixes = [ipaddress.IPv4Network(f"10.64.{i}.0/24") for i in range(3)]
+    with (
+        netnotify.watch("route", family=socket.AF_INET, settle=WINDOW) as settled,
+        Consumer(settled) as consumer,
+    ):
+        for prefix in prefixes:
+            sent = time.time()
+            ns.ip(f"route add {prefix} via {lan.gateway4} dev v0")
+            event = consumer.wait_for(
+                is_event(netnotify.RouteEvent, Change.ADD, destination_prefix=prefix), timeout=WINDOW + 2
+            )
+            arrived = consumer.arrivals[consumer.events.index(event)]
+            assert WINDOW * 0.9 <= arrived - sent < WINDOW + 1.5, (prefix, arrived - sent)
+            time.sleep(2 * WINDOW)  # the consumer sleeps in its socket's read again
+
+
 # ---------------------------------------------------------------- backpressure
 
 

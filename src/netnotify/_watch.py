@@ -348,9 +348,10 @@ class Watcher:
         self._handles: list[NotificationHandle] = []
         # Linux, one row kind, queued: a consumer about to sleep in get() reads the registration's socket on
         # its own thread (NotificationHandle._read_here) instead of waiting to be woken by the dispatcher,
-        # which reads it whenever no consumer does. One reader at a time: _here_reading.
+        # which reads it whenever no consumer does. One reader at a time: _here_reader, its thread's ident (0:
+        # none; -1: poked, see _poke_reader).
         self._here: NotificationHandle | None = None
-        self._here_reading = False
+        self._here_reader = 0
         # The watcher's view of every object: (row, complete). Kinds whose table could not be read have
         # an incomplete view, and then a delete of an unknown object is still reported.
         self._state: dict[Key, tuple[Row, bool]] = {}
@@ -525,6 +526,8 @@ class Watcher:
             self._queue.append(event)
             if self._waiting or self._async_waiters:
                 self._wake()
+            elif self._here_reader > 0 and self._here_reader != threading.get_ident():
+                self._poke_reader()
             return
         self._deliver(event, key)
 
@@ -594,7 +597,17 @@ class Watcher:
         self._dropped = 0
         return events
 
+    def _poke_reader(self) -> None:
+        """Lock held: an event reached the queue on another thread (the dispatcher, or the settle timer)
+        while a consumer is in _read_here, maybe asleep in its socket's read, or about to be (it saw the queue
+        empty first): that read must return. Once per read (-1 until it ends)."""
+        self._here_reader = -1
+        if sys.platform == "linux" and self._here is not None:
+            self._here._poke_here()
+
     def _wake(self) -> None:
+        if self._here_reader > 0 and self._here_reader != threading.get_ident():
+            self._poke_reader()
         if self._waiting and self._bell is not None:  # a waiter made the bell before it counted itself
             self._bell.ring(self._waiting)
             self._waiting = 0
@@ -704,7 +717,7 @@ class Watcher:
             or loop is not self._reader_loop
             or self._lent
             or self._lending
-            or self._here_reading
+            or self._here_reader
             or self._closed
             or not self._loop_waits
         ):
@@ -822,16 +835,16 @@ class Watcher:
                     sys.platform == "linux"
                     and remaining is None
                     and self._here is not None
-                    and not self._here_reading
+                    and not self._here_reader
                     and not tried_here
                 ):
-                    here, self._here_reading = self._here, True
+                    here, self._here_reader = self._here, threading.get_ident()
                     lock.release()
                     try:
                         read = here._read_here()  # the callbacks run here, on this thread
                     finally:
                         lock.acquire()
-                        self._here_reading = False
+                        self._here_reader = 0
                     tried_here = not read
                     continue  # what was read, or a close meanwhile, is seen at the top
                 if self._bell is None:
@@ -1041,6 +1054,7 @@ def _after_fork_in_child() -> None:
         watcher._lent = False
         watcher._lending = False
         watcher._loop_reading = 0
+        watcher._here_reader = 0
         watcher._loop_waits = 0
         watcher._rung = []
         watcher._pending.clear()
