@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <linux/sock_diag.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -31,6 +32,8 @@
 #define NN_RCVBUF (64 * 1024 * 1024) /* receive buffer asked for: a 100,000-route burst fits (root;
                                         * others get the system's cap, and overflows are repaired) */
 #define NN_READ_BUF (256 * 1024)     /* one read: a dump part or a notification */
+#define NN_HOLD_MS 2                 /* a consumer keeps its socket while it reads again within this */
+#define NN_HOLD_NS ((uint64_t)NN_HOLD_MS * 1000000u)
 #ifndef SO_MEMINFO
 #  define SO_MEMINFO 55
 #endif
@@ -114,7 +117,14 @@ struct nn_lreg {
     int lent_epfd;     /* lent to an event loop (nn_backend_lend): sock is in this epoll set, not
                         * the dispatcher's, until the loop's read or nn_backend_lend_end; -1 */
     pthread_t here_thread; /* the thread in the consumer's read (while `here`) */
+    /* A consumer reading a stream keeps the socket between its reads (nn_hold_check): */
+    int holding;       /* in that regime: kept (`held`) or being read by the consumer that keeps it */
+    int held;          /* kept, out of the dispatcher's epoll set, and nobody reads it now */
+    int give_back_after; /* the dispatcher saw the keeper idle in its read: give it back after it */
     int poked;         /* events reached the consumer's queue as it was about to read (nn_backend_poke_here) */
+    unsigned here_reads; /* the consumer's reads so far; hold_seen: at the dispatcher's last look */
+    unsigned hold_seen;
+    uint64_t here_returned; /* CLOCK_MONOTONIC ns when the consumer's last read returned */
     int live;          /* started by the dispatcher, not stopped yet (under nn_disp.lock) */
     int cancelling;    /* on the remove queue: no consumer may start reading it (nn_disp.lock) */
     nn_lreg *qnext;   /* add queue */
@@ -144,8 +154,10 @@ static struct {
     pthread_cond_t woken;  /* a consumer stopped reading a socket (lr->here) */
     nn_lreg *repair_reqs;  /* overflows a consumer's read saw, for the dispatcher to repair */
     int here_asked;        /* a registration's readable_here is new: the dispatcher acknowledges */
+    int holding;           /* a consumer keeps its socket: the dispatcher looks every NN_HOLD_MS */
+    uint64_t hold_next;    /* when it looks next (0: not set yet) */
 } nn_disp = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, -1, -1, 0, NULL, NULL,
-             NULL, NULL, PTHREAD_COND_INITIALIZER, NULL, 0};
+             NULL, NULL, PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0};
 
 /* The session the events of lr are delivered in: the dispatcher's, or a consumer's. */
 #define NN_SESS(lr) ((lr)->sess != NULL ? (lr)->sess : &nn_sess)
@@ -964,7 +976,7 @@ static void nn_readable(nn_lreg *lr, unsigned char *buf)
         return;
     }
     pthread_mutex_lock(&nn_disp.lock);
-    if (lr->here || lr->lent_epfd >= 0) {
+    if (lr->here || lr->held || lr->lent_epfd >= 0) {
         pthread_mutex_unlock(&nn_disp.lock);
         return; /* readiness seen before the consumer took the socket out of the set */
     }
@@ -1118,6 +1130,60 @@ static nn_lreg *nn_sleep_candidate(void)
     return lr != NULL && !lr->here_ok && lr->can_wait && !lr->stopped ? lr : NULL;
 }
 
+static int nn_here_give_back(nn_lreg *lr);
+
+static uint64_t nn_now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* The dispatcher's look, every NN_HOLD_MS while any is kept, at the sockets consumers keep
+ * between their reads (nn_backend_read_here): one kept and not read since the last look
+ * goes back into the epoll set (its consumer is busy elsewhere: the dispatcher reads it
+ * again); one whose consumer sat in the same read since the last look (nothing changes)
+ * is given back by that read when it returns, and the looks stop: an idle dispatcher has
+ * no timer. Returns the epoll_wait timeout, -1 when nothing is kept. */
+static int nn_hold_check(void)
+{
+    uint64_t now;
+    nn_lreg *lr;
+    int any = 0;
+
+    pthread_mutex_lock(&nn_disp.lock);
+    if (!nn_disp.holding) {
+        nn_disp.hold_next = 0;
+        pthread_mutex_unlock(&nn_disp.lock);
+        return -1;
+    }
+    now = nn_now_ns();
+    if (nn_disp.hold_next == 0)
+        nn_disp.hold_next = now + NN_HOLD_NS;
+    if (now < nn_disp.hold_next) {
+        int ms = (int)((nn_disp.hold_next - now + 999999u) / 1000000u);
+        pthread_mutex_unlock(&nn_disp.lock);
+        return ms;
+    }
+    for (lr = nn_disp.all; lr != NULL; lr = lr->anext) {
+        int idle;
+        if (!lr->holding)
+            continue;
+        idle = lr->here_reads == lr->hold_seen;
+        lr->hold_seen = lr->here_reads;
+        if (!idle)
+            any = 1;
+        else if (lr->held)
+            (void)nn_here_give_back(lr); /* -1: a kept socket has no repair to hand over */
+        else
+            lr->give_back_after = 1; /* in its read */
+    }
+    nn_disp.holding = any;
+    nn_disp.hold_next = any ? now + NN_HOLD_NS : 0;
+    pthread_mutex_unlock(&nn_disp.lock);
+    return any ? NN_HOLD_MS : -1;
+}
+
 static void *nn_dispatcher(void *arg)
 {
     struct epoll_event events[64];
@@ -1151,7 +1217,8 @@ static void *nn_dispatcher(void *arg)
             nn_repair_pass();
             continue;
         }
-        n = epoll_wait(nn_disp.epfd, events, 64, nn_repairs != NULL ? 0 : -1);
+        n = nn_hold_check();
+        n = epoll_wait(nn_disp.epfd, events, 64, nn_repairs != NULL ? 0 : n);
         if (n < 0 && errno != EINTR)
             break;
         for (i = 0; i < n; i++) {
@@ -1224,9 +1291,11 @@ static int nn_dispatcher_start(nn_error *err)
 /* A watcher's consumer about to sleep until its registration's next event reads the
  * socket itself, on its own thread, instead of waiting for the dispatcher to read it and
  * wake it: one thread woken per event instead of two. The dispatcher reads the socket
- * whenever the consumer does not (it is taken out of the epoll set only for the read, and
- * put back after it), so nothing waits in the kernel's queue while the consumer is busy.
- * The first call only asks: the dispatcher acknowledges, and from then on never sleeps in
+ * whenever the consumer does not: it is taken out of the epoll set for the read, and put
+ * back after it, unless the consumer reads a stream (it came back within NN_HOLD_MS): then
+ * it keeps the socket between its reads (lr->held), and the dispatcher takes back one the
+ * consumer has not read for a look or two (nn_hold_check), so changes wait in the kernel's
+ * queue for a few ms at most while the consumer is busy. The first call only asks: the dispatcher acknowledges, and from then on never sleeps in
  * this socket's read and reads it under lr->reading. An overflow the consumer's read sees
  * is repaired by the dispatcher. */
 
@@ -1248,6 +1317,10 @@ static int nn_here_take(nn_lreg *lr, int *wake)
     }
     if (lr->here_buf == NULL && (lr->here_buf = (unsigned char *)malloc(NN_READ_BUF)) == NULL)
         return -1;
+    if (lr->held) {
+        lr->held = 0; /* kept by its consumer since its last read: out of the set already */
+        return 1;
+    }
     epoll_ctl(nn_disp.epfd, EPOLL_CTL_DEL, lr->sock.fd, NULL);
     return 1;
 }
@@ -1260,6 +1333,7 @@ static int nn_here_give_back(nn_lreg *lr)
     struct epoll_event ev;
     int wake = -1;
 
+    lr->holding = lr->held = lr->give_back_after = 0;
     if (!lr->stopped) {
         memset(&ev, 0, sizeof ev);
         ev.events = EPOLLIN;
@@ -1297,6 +1371,7 @@ static int nn_here_read(nn_lreg *lr, int wait)
 int nn_backend_read_here(nn_reg *reg, nn_error *err)
 {
     nn_lreg *lr = (nn_lreg *)reg->backend;
+    uint64_t now;
     int rc, wake = -1;
 
     if (lr == NULL || reg->kind == NN_KIND_STABLE)
@@ -1318,10 +1393,24 @@ int nn_backend_read_here(nn_reg *reg, nn_error *err)
         return rc < 0 ? nn_error_from_errno(err, ENOMEM, "malloc") : 0;
 
     rc = nn_here_read(lr, 1);
+    now = nn_now_ns();
 
     pthread_mutex_lock(&nn_disp.lock);
     lr->here = 0;
-    wake = nn_here_give_back(lr);
+    lr->here_reads++;
+    if (rc == 0 && !lr->repair_wanted && !lr->stopped && !lr->cancelling && !lr->give_back_after &&
+        (nn_disp.holding || now - lr->here_returned < NN_HOLD_NS)) {
+        /* Reading a stream: keep the socket for the next read (nn_hold_check) */
+        lr->holding = lr->held = 1;
+        if (!nn_disp.holding) {
+            nn_disp.holding = 1;
+            wake = nn_wake_begin(); /* the dispatcher starts looking */
+        }
+        pthread_cond_broadcast(&nn_disp.woken); /* nn_stop_one may wait for it */
+    }
+    else
+        wake = nn_here_give_back(lr);
+    lr->here_returned = now;
     pthread_mutex_unlock(&nn_disp.lock);
     nn_wake_end(wake);
     if (rc < 0)
@@ -1369,6 +1458,7 @@ int nn_backend_lend(nn_reg *reg, int epfd, nn_error *err)
     pthread_mutex_lock(&nn_disp.lock);
     rc = nn_here_take(lr, &wake);
     if (rc == 1) {
+        lr->holding = 0; /* lent: the loop's to read, not a kept one */
         memset(&ev, 0, sizeof ev);
         ev.events = EPOLLIN;
         if (epoll_ctl(epfd, EPOLL_CTL_ADD, lr->sock.fd, &ev) == 0)
@@ -1556,6 +1646,8 @@ void nn_backend_after_fork_child(void)
     nn_disp.asleep = NULL;
     nn_disp.repair_reqs = NULL;
     nn_disp.here_asked = 0;
+    nn_disp.holding = 0;
+    nn_disp.hold_next = 0;
     while ((lr = nn_disp.all) != NULL) {
         nn_disp.all = lr->anext;
         lr->anext = lr->aprev = NULL;

@@ -266,6 +266,30 @@ def syscall_of(tid: int | None) -> str:
     return SYSCALLS.get(platform.machine(), {}).get(int(number), f"syscall {number}")
 
 
+def epoll_timeout_of(tid: int) -> int | None:
+    """The timeout (ms, -1: none) thread tid of this process sleeps in epoll_wait or epoll_pwait with; None
+    when it is not in one of them."""
+    if syscall_of(tid) not in ("epoll_wait", "epoll_pwait"):
+        return None
+    try:
+        fields = Path(f"/proc/self/task/{tid}/syscall").read_text().split()
+    except OSError:
+        return None
+    if len(fields) < 5 or not fields[0].isdigit():
+        return None  # it left the call meanwhile
+    timeout = int(fields[4], 16) & 0xFFFFFFFF  # an int: the register's low 32 bits
+    return timeout - (1 << 32) if timeout >= 1 << 31 else timeout
+
+
+def context_switches(tid: int) -> int:
+    """How many times thread tid of this process went to sleep or was preempted so far."""
+    total = 0
+    for line in Path(f"/proc/self/task/{tid}/status").read_text().splitlines():
+        if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+            total += int(line.split()[1])
+    return total
+
+
 def syscalls() -> dict[int, str]:
     """The system call each thread of the process is in (see syscall_of)."""
     found = {int(tid): syscall_of(int(tid)) for tid in os.listdir("/proc/self/task")}

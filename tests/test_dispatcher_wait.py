@@ -72,6 +72,27 @@ def test_a_blocking_watcher_reads_its_socket_on_its_own_thread_while_it_waits(ns
 
 
 @KNOWN_SYSCALLS
+def test_a_blocking_consumer_keeps_its_socket_while_it_reads_a_stream(ns: NetNS) -> None:
+    report = run_wait_script("stream")
+    assert report["first"], report
+    assert report["other_threads"] == 1, report  # the dispatcher
+    # a burst: the consumer keeps the socket between its reads, the dispatcher looks every 2 ms meanwhile
+    assert report["burst_seen"], report
+    assert 2 in report["dispatcher_timeouts_in_burst"], report
+    assert report["delivered_by_consumer"] + report["delivered_by_others"] == 3000, report
+    # nothing changes: the looks stop, the dispatcher sleeps without a timeout and never wakes
+    assert report["consumer_sleeps_in"] == "recvmmsg", report
+    assert report["dispatcher_timeout_idle"] == -1, report
+    assert report["dispatcher_switches_idle"] == 0, report
+    # the consumer stops coming back with the socket kept: the dispatcher takes it back and reads it
+    assert report["second_burst_seen"], report
+    assert report["queued_while_away"] == 200, report
+    assert report["all_seen"], report
+    assert report["in_order"], report
+    assert not report["consumer_alive"], report
+
+
+@KNOWN_SYSCALLS
 def test_an_asyncio_watcher_is_read_by_its_event_loop_while_a_coroutine_waits(ns: NetNS) -> None:
     report = run_wait_script("async")
     # waiting in aget(): the loop reads the socket (after the first wait, which only asks for it); the

@@ -9,6 +9,10 @@ test's registration is live): how netnotify's Linux threads wait, step by step.
                                        while it waits (recvmmsg there, the dispatcher in epoll_wait); the
                                        dispatcher reads it while the consumer is busy; close() and SIGINT
                                        wake the consumer
+    python wait_script.py stream       a blocking consumer taking a burst event after event keeps its socket
+                                       between its reads (the dispatcher sleeps on); once nothing changes,
+                                       the dispatcher's looks at it stop; when the consumer stops coming
+                                       back, the dispatcher takes the socket back and reads it
     python wait_script.py async        an asyncio consumer's event loop reads the socket while a coroutine
                                        awaits aget(); the dispatcher reads it while the consumer awaits
                                        something else, after a timeout, while the loop thread blocks in
@@ -35,7 +39,7 @@ from typing import Any
 import netnotify
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nettest import ip, syscalls
+from nettest import context_switches, epoll_timeout_of, ip, syscalls
 
 
 def sleeping_in() -> list[str]:
@@ -208,6 +212,101 @@ def watch() -> None:
     print(json.dumps(report))
 
 
+def route_batch(first: int, count: int) -> None:
+    lines = (f"route add 10.79.{i // 256}.{i % 256}/32 via 10.77.0.2\n" for i in range(first, first + count))
+    ip("-batch -", stdin="".join(lines))
+
+
+def stream() -> None:
+    report: dict[str, Any] = {}
+    link_up()
+    delivered_on: dict[int, int] = {}  # thread ident -> changes delivered (normalized) on it
+    on_row = netnotify.Watcher._on_row
+
+    def counting_on_row(self: netnotify.Watcher, *args: Any) -> None:
+        ident = threading.get_ident()
+        delivered_on[ident] = delivered_on.get(ident, 0) + 1
+        on_row(self, *args)
+
+    netnotify.Watcher._on_row = counting_on_row  # type: ignore[method-assign,assignment]
+    watcher = netnotify.watch("route", family=socket.AF_INET)
+    seen: list[str] = []
+    cond = threading.Condition()
+    stop_at = [0]  # the consumer stops after this many events, until `go`
+    go = threading.Event()
+    consumer_tid: list[int] = []
+    consumer_ident: list[int] = []
+
+    def consume() -> None:
+        consumer_tid.append(threading.get_native_id())
+        consumer_ident.append(threading.get_ident())
+        for event in watcher:
+            assert isinstance(event, netnotify.RouteEvent)
+            with cond:
+                seen.append(f"{event.change} {event.row.destination_prefix}")
+                cond.notify_all()
+                stop = len(seen) == stop_at[0]
+            if stop:
+                go.wait()  # it stops coming back, with the socket it keeps
+
+    def wait_seen(count: int, timeout: float = 20.0) -> bool:
+        with cond:
+            return cond.wait_for(lambda: len(seen) >= count, timeout)
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    route_add(0)  # the first wait asks for the socket: its event comes through the dispatcher
+    report["first"] = wait_seen(1)
+    tid = consumer_tid[0]
+    others = [t for t in syscalls() if t not in (tid, threading.get_native_id())]
+    report["other_threads"] = len(others)
+    dispatcher = others[0]
+
+    # a burst taken event after event: the consumer keeps its socket between its reads, and the dispatcher,
+    # which looks at it every 2 ms meanwhile, reads none of it
+    before = context_switches(dispatcher)
+    delivered_on.clear()
+    timeouts: set[int | None] = set()
+    sender = threading.Thread(target=route_batch, args=(1, 3000))
+    sender.start()
+    deadline = time.monotonic() + 20
+    while (sender.is_alive() or not wait_seen(3001, timeout=0)) and time.monotonic() < deadline:
+        timeouts.add(epoll_timeout_of(dispatcher))  # what the dispatcher waits with meanwhile
+        time.sleep(0.0005)
+    sender.join()
+    report["burst_seen"] = wait_seen(3001)
+    report["dispatcher_switches_in_burst"] = context_switches(dispatcher) - before
+    report["dispatcher_timeouts_in_burst"] = sorted(t for t in timeouts if t is not None)
+    report["delivered_by_consumer"] = delivered_on.pop(consumer_ident[0], 0)
+    report["delivered_by_others"] = sum(delivered_on.values())
+
+    # nothing changes: the consumer sleeps in its read, the dispatcher without a timeout, and stays asleep
+    report["consumer_sleeps_in"] = thread_in(tid, "recvmmsg")
+    time.sleep(0.1)
+    report["dispatcher_timeout_idle"] = epoll_timeout_of(dispatcher)
+    before = context_switches(dispatcher)
+    time.sleep(1.0)
+    report["dispatcher_switches_idle"] = context_switches(dispatcher) - before
+
+    # the consumer stops coming back right after a burst: the dispatcher takes the socket back and reads
+    with cond:
+        stop_at[0] = 4001
+    route_batch(3001, 1000)
+    report["second_burst_seen"] = wait_seen(4001)
+    time.sleep(0.05)
+    route_batch(4001, 200)
+    time.sleep(0.5)
+    report["queued_while_away"] = len(watcher)
+    go.set()
+    report["all_seen"] = wait_seen(4201)
+    with cond:
+        report["in_order"] = seen == [f"add 10.79.{i // 256}.{i % 256}/32" for i in range(4201)]
+    watcher.close()
+    consumer.join(5)
+    report["consumer_alive"] = consumer.is_alive()
+    print(json.dumps(report))
+
+
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -366,4 +465,4 @@ def watch_async() -> None:
 
 
 if __name__ == "__main__":
-    {"dispatcher": dispatcher, "watch": watch, "async": watch_async}[sys.argv[1]]()
+    {"dispatcher": dispatcher, "watch": watch, "stream": stream, "async": watch_async}[sys.argv[1]]()
