@@ -33,6 +33,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -134,37 +135,59 @@ def route_add(i: int) -> None:
     ip(f"route add 10.79.{i // 256}.{i % 256}/32 via 10.77.0.2")
 
 
+class RouteConsumer:
+    """`for event in watcher` on a thread of its own, recording each route event; after(count) runs after
+    each (where a step makes the consumer busy, or stop)."""
+
+    def __init__(self, watcher: netnotify.Watcher, after: Callable[[int], None]) -> None:
+        self.watcher = watcher
+        self.after = after
+        self.seen: list[str] = []
+        self.cond = threading.Condition()
+        self.tid = self.ident = 0
+        started = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(started,), daemon=True)
+        self.thread.start()
+        started.wait(5)
+
+    def _run(self, started: threading.Event) -> None:
+        self.tid, self.ident = threading.get_native_id(), threading.get_ident()
+        started.set()
+        for event in self.watcher:
+            assert isinstance(event, netnotify.RouteEvent)
+            with self.cond:
+                self.seen.append(f"{event.change} {event.row.destination_prefix}")
+                self.cond.notify_all()
+                count = len(self.seen)
+            self.after(count)
+
+    def wait_seen(self, count: int, timeout: float = 5.0) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: len(self.seen) >= count, timeout)
+
+    def in_order(self, count: int) -> bool:
+        with self.cond:
+            return self.seen == [f"add 10.79.{i // 256}.{i % 256}/32" for i in range(count)]
+
+
 def watch() -> None:
     report: dict[str, Any] = {}
     link_up()
     watcher = netnotify.watch("route", family=socket.AF_INET)
-    seen: list[str] = []
-    cond = threading.Condition()
     pause = threading.Event()
-    consumer_tid: list[int] = []
 
-    def consume() -> None:
-        consumer_tid.append(threading.get_native_id())
-        for event in watcher:
-            assert isinstance(event, netnotify.RouteEvent)
-            with cond:
-                seen.append(f"{event.change} {event.row.destination_prefix}")
-                cond.notify_all()
-            if pause.is_set():
-                pause.clear()
-                time.sleep(1.0)  # busy: the dispatcher must read meanwhile
+    def after(_count: int) -> None:
+        if pause.is_set():
+            pause.clear()
+            time.sleep(1.0)  # busy: the dispatcher must read meanwhile
 
-    def wait_seen(count: int, timeout: float = 5.0) -> bool:
-        with cond:
-            return cond.wait_for(lambda: len(seen) >= count, timeout)
-
-    consumer = threading.Thread(target=consume, daemon=True)
-    consumer.start()
+    consumer = RouteConsumer(watcher, after)
+    wait_seen = consumer.wait_seen
     route_add(0)  # the first wait asks for the socket: its event comes through the dispatcher
     report["first"] = wait_seen(1)
     route_add(1)
     report["second"] = wait_seen(2)
-    tid = consumer_tid[0]
+    tid = consumer.tid
     report["consumer_sleeps_in"] = thread_in(tid, "recvmmsg")
     report["others_sleep_in"] = sorted(
         name for t, name in syscalls().items() if t not in (tid, threading.get_native_id())
@@ -179,15 +202,14 @@ def watch() -> None:
     time.sleep(0.3)
     report["queued_while_busy"] = len(watcher)  # read by the dispatcher while the consumer slept
     report["all_seen"] = wait_seen(103, timeout=10)
-    with cond:
-        report["in_order"] = seen == [f"add 10.79.0.{i}/32" for i in range(103)]
+    report["in_order"] = consumer.in_order(103)
     report["consumer_sleeps_in_again"] = thread_in(tid, "recvmmsg")
 
     started = time.monotonic()
     watcher.close()
-    consumer.join(5)
+    consumer.thread.join(5)
     report["close_ended_it_s"] = time.monotonic() - started
-    report["consumer_alive"] = consumer.is_alive()
+    report["consumer_alive"] = consumer.thread.is_alive()
 
     # SIGINT while the main thread is the consumer, asleep in its own read
     watcher = netnotify.watch("route", family=socket.AF_INET)
@@ -230,34 +252,21 @@ def stream() -> None:
 
     netnotify.Watcher._on_row = counting_on_row  # type: ignore[method-assign,assignment]
     watcher = netnotify.watch("route", family=socket.AF_INET)
-    seen: list[str] = []
-    cond = threading.Condition()
     stop_at = [0]  # the consumer stops after this many events, until `go`
     go = threading.Event()
-    consumer_tid: list[int] = []
-    consumer_ident: list[int] = []
 
-    def consume() -> None:
-        consumer_tid.append(threading.get_native_id())
-        consumer_ident.append(threading.get_ident())
-        for event in watcher:
-            assert isinstance(event, netnotify.RouteEvent)
-            with cond:
-                seen.append(f"{event.change} {event.row.destination_prefix}")
-                cond.notify_all()
-                stop = len(seen) == stop_at[0]
-            if stop:
-                go.wait()  # it stops coming back, with the socket it keeps
+    def after(count: int) -> None:
+        if count == stop_at[0]:
+            go.wait()  # it stops coming back, with the socket it keeps
+
+    consumer = RouteConsumer(watcher, after)
 
     def wait_seen(count: int, timeout: float = 20.0) -> bool:
-        with cond:
-            return cond.wait_for(lambda: len(seen) >= count, timeout)
+        return consumer.wait_seen(count, timeout)
 
-    consumer = threading.Thread(target=consume, daemon=True)
-    consumer.start()
     route_add(0)  # the first wait asks for the socket: its event comes through the dispatcher
     report["first"] = wait_seen(1)
-    tid = consumer_tid[0]
+    tid = consumer.tid
     others = [t for t in syscalls() if t not in (tid, threading.get_native_id())]
     report["other_threads"] = len(others)
     dispatcher = others[0]
@@ -277,7 +286,7 @@ def stream() -> None:
     report["burst_seen"] = wait_seen(3001)
     report["dispatcher_switches_in_burst"] = context_switches(dispatcher) - before
     report["dispatcher_timeouts_in_burst"] = sorted(t for t in timeouts if t is not None)
-    report["delivered_by_consumer"] = delivered_on.pop(consumer_ident[0], 0)
+    report["delivered_by_consumer"] = delivered_on.pop(consumer.ident, 0)
     report["delivered_by_others"] = sum(delivered_on.values())
 
     # nothing changes: the consumer sleeps in its read, the dispatcher without a timeout, and stays asleep
@@ -289,8 +298,7 @@ def stream() -> None:
     report["dispatcher_switches_idle"] = context_switches(dispatcher) - before
 
     # the consumer stops coming back right after a burst: the dispatcher takes the socket back and reads
-    with cond:
-        stop_at[0] = 4001
+    stop_at[0] = 4001  # read by the consumer's thread only after the next change
     route_batch(3001, 1000)
     report["second_burst_seen"] = wait_seen(4001)
     time.sleep(0.05)
@@ -299,11 +307,10 @@ def stream() -> None:
     report["queued_while_away"] = len(watcher)
     go.set()
     report["all_seen"] = wait_seen(4201)
-    with cond:
-        report["in_order"] = seen == [f"add 10.79.{i // 256}.{i % 256}/32" for i in range(4201)]
+    report["in_order"] = consumer.in_order(4201)
     watcher.close()
-    consumer.join(5)
-    report["consumer_alive"] = consumer.is_alive()
+    consumer.thread.join(5)
+    report["consumer_alive"] = consumer.thread.is_alive()
     print(json.dumps(report))
 
 
