@@ -1295,9 +1295,10 @@ static int nn_dispatcher_start(nn_error *err)
  * back after it, unless the consumer reads a stream (it came back within NN_HOLD_MS): then
  * it keeps the socket between its reads (lr->held), and the dispatcher takes back one the
  * consumer has not read for a look or two (nn_hold_check), so changes wait in the kernel's
- * queue for a few ms at most while the consumer is busy. The first call only asks: the dispatcher acknowledges, and from then on never sleeps in
- * this socket's read and reads it under lr->reading. An overflow the consumer's read sees
- * is repaired by the dispatcher. */
+ * queue for a few ms at most while the consumer is busy. The first call only asks: the
+ * dispatcher acknowledges, and from then on never sleeps in this socket's read and reads
+ * it under lr->reading. An overflow the consumer's read sees is repaired by the
+ * dispatcher. */
 
 /* With nn_disp.lock held: may a consumer take lr's socket now? 1 yes (and out of the
  * dispatcher's epoll set it goes), 0 not now (the first time, the dispatcher is asked:
