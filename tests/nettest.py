@@ -254,29 +254,34 @@ KNOWS_SYSCALLS = platform.machine() in SYSCALLS
 KNOWS_SYSCALLS_REASON = "knows the system call numbers of x86_64 and aarch64 only"
 
 
+def _syscall_fields(tid: int | None) -> list[str]:
+    """/proc/self/task/TID/syscall, split: the call's number and arguments, ["running"], or [] (no thread)."""
+    try:
+        return Path(f"/proc/self/task/{tid}/syscall").read_text().split()
+    except OSError:
+        return []
+
+
+def _syscall_name(fields: list[str]) -> str:
+    if not fields:
+        return "gone"
+    if not fields[0].isdigit():
+        return "running"
+    return SYSCALLS.get(platform.machine(), {}).get(int(fields[0]), f"syscall {fields[0]}")
+
+
 def syscall_of(tid: int | None) -> str:
     """The system call thread tid of this process is in: a name from SYSCALLS, "syscall N", "running",
     or "gone" (no such thread)."""
-    try:
-        number = Path(f"/proc/self/task/{tid}/syscall").read_text().split()[0]
-    except (OSError, IndexError):
-        return "gone"
-    if not number.isdigit():
-        return "running"
-    return SYSCALLS.get(platform.machine(), {}).get(int(number), f"syscall {number}")
+    return _syscall_name(_syscall_fields(tid))
 
 
 def epoll_timeout_of(tid: int) -> int | None:
     """The timeout (ms, -1: none) thread tid of this process sleeps in epoll_wait or epoll_pwait with; None
     when it is not in one of them."""
-    if syscall_of(tid) not in ("epoll_wait", "epoll_pwait"):
+    fields = _syscall_fields(tid)
+    if _syscall_name(fields) not in ("epoll_wait", "epoll_pwait") or len(fields) < 5:
         return None
-    try:
-        fields = Path(f"/proc/self/task/{tid}/syscall").read_text().split()
-    except OSError:
-        return None
-    if len(fields) < 5 or not fields[0].isdigit():
-        return None  # it left the call meanwhile
     timeout = int(fields[4], 16) & 0xFFFFFFFF  # an int: the register's low 32 bits
     return timeout - (1 << 32) if timeout >= 1 << 31 else timeout
 

@@ -211,16 +211,12 @@ STYLES = pytest.mark.parametrize(
 )
 
 
-@STYLES
-def test_a_watcher_consumer_that_reads_its_own_socket_is_repaired_too(
-    ns: NetNS, lan: Lan, monkeypatch: pytest.MonkeyPatch, style: str, reports: list[object]
+def _stall_the_consumer_through_a_burst(
+    ns: NetNS, lan: Lan, monkeypatch: pytest.MonkeyPatch, style: str, adds: int, deletes: int
 ) -> None:
-    """A burst that overflows while the consumer reads its socket itself (docs/watch.md: a blocking consumer
-    on its own thread, an asyncio one in its event loop) is repaired too.
-
-    Whichever read sees the overflow first (the consumer's, or the dispatcher's while the consumer is busy
-    with an event), the dispatcher repairs it: what the consumer applied ends equal to the kernel's table.
-    """
+    """A consumer that reads its socket itself stalls on a lead change until the burst's adds have been sent
+    (they overflow its 4 KiB buffer meanwhile), then the deletes come; at the end, the view the consumer
+    applied must equal the kernel's table."""
     stall = threading.Event()
     adds_sent = threading.Event()
     stalled_on: list[int] = []
@@ -229,7 +225,7 @@ def test_a_watcher_consumer_that_reads_its_own_socket_is_repaired_too(
     def on_row(self: netnotify.Watcher, *args: typing.Any) -> None:
         if stall.is_set() and not stalled_on:
             stalled_on.append(threading.get_ident())
-            adds_sent.wait(60)  # the lead change stalls the consumer: the tiny buffer overflows
+            adds_sent.wait(60)  # the reader holds the socket until the adds have been sent
         original(self, *args)
 
     consumer = _reading_consumer(ns, lan, style, monkeypatch, on_row)
@@ -238,8 +234,7 @@ def test_a_watcher_consumer_that_reads_its_own_socket_is_repaired_too(
         drops_before = _netlink_drops()
         try:
             _lead(ns, lan, stalled_on, consumer)
-            # the deletes come while the consumer and the dispatcher take turns
-            _burst(ns, lan, 4000, 1500, sent=adds_sent)
+            _burst(ns, lan, adds, deletes, sent=adds_sent)
         finally:
             adds_sent.set()
         _wait_quiet(lambda: consumer.events)
@@ -247,6 +242,20 @@ def test_a_watcher_consumer_that_reads_its_own_socket_is_repaired_too(
         _assert_view_is_table(consumer.view, consumer.lock)
     finally:
         consumer.close()
+
+
+@STYLES
+def test_a_watcher_consumer_that_reads_its_own_socket_is_repaired_too(
+    ns: NetNS, lan: Lan, monkeypatch: pytest.MonkeyPatch, style: str, reports: list[object]
+) -> None:
+    """A burst that overflows while the consumer reads its socket itself (docs/watch.md: a blocking consumer
+    on its own thread, an asyncio one in its event loop) is repaired too.
+
+    Whichever read sees the overflow first (the consumer's, or the dispatcher's while the consumer is busy
+    with an event, as the deletes come), the dispatcher repairs it: what the consumer applied ends equal to
+    the kernel's table.
+    """
+    _stall_the_consumer_through_a_burst(ns, lan, monkeypatch, style, 4000, 1500)
     assert reports == [], reports
 
 
@@ -256,34 +265,7 @@ def test_an_overflow_only_the_consumers_read_sees_is_repaired_by_the_dispatcher(
 ) -> None:
     """The consumer's read sees the overflow: it stalls on a change just before the burst while the whole
     burst is sent, and nothing changes after. The repair is the dispatcher's to do (the consumer hands it
-    over): without it the view would miss the adds the kernel dropped. The asyncio loop's read also drains
-    what the kernel kept, so no other read follows: that case fails without the hand-over. A blocking
-    consumer's read ends at the error, and the dispatcher's read of the rest would see the drop count move
-    and repair anyway."""
-    stall = threading.Event()
-    sent = threading.Event()
-    stalled_on: list[int] = []
-    original = netnotify.Watcher._on_row
-
-    def on_row(self: netnotify.Watcher, *args: typing.Any) -> None:
-        if stall.is_set() and not stalled_on:
-            stalled_on.append(threading.get_ident())
-            sent.wait(60)  # the reader holds the socket until the whole burst has been sent
-        original(self, *args)
-
-    consumer = _reading_consumer(ns, lan, style, monkeypatch, on_row)
-    try:
-        stall.set()
-        drops_before = _netlink_drops()
-        try:
-            _lead(ns, lan, stalled_on, consumer)
-            _burst(ns, lan, 2000, 0, sent=sent)
-        finally:
-            sent.set()
-        _wait_quiet(lambda: consumer.events)
-        assert _netlink_drops() > drops_before  # the burst did overflow, or the test proves nothing
-        _assert_view_is_table(consumer.view, consumer.lock)
-    finally:
-        sent.set()
-        consumer.close()
+    over): without it the view would miss the adds the kernel dropped (both styles fail without the
+    hand-over)."""
+    _stall_the_consumer_through_a_burst(ns, lan, monkeypatch, style, 2000, 0)
     assert reports == [], reports
