@@ -15,7 +15,7 @@ from setuptools.command.build_ext import build_ext
 
 COMMON_SOURCES = ["csrc/nn_module.c", "csrc/nn_rows.c", "csrc/nn_core.c", "csrc/nn_util.c"]
 PLATFORM_SOURCES = {
-    "linux": ["csrc/nn_linux.c", "csrc/nn_netlink.c", "csrc/nn_map.c", "csrc/nn_bell.c"],
+    "linux": ["csrc/nn_linux.c", "csrc/nn_netlink.c", "csrc/nn_map.c", "csrc/nn_bell.c", "csrc/nn_sink.c"],
     "win32": ["csrc/nn_windows.c"],
 }
 # Windows links nothing beyond the defaults: iphlpapi is loaded at run time, so a missing export is a Python

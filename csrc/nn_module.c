@@ -540,7 +540,7 @@ static int nn_exec(PyObject *module)
     if (nn_rows_init(module, st) < 0 || nn_core_init(module, st) < 0 || nn_process_init(st) < 0)
         goto error;
 #ifdef __linux__
-    if (nn_bell_init(module, st) < 0)
+    if (nn_bell_init(module, st) < 0 || nn_sink_init(module, st) < 0)
         goto error;
 #endif
     if (PyModule_AddStringConstant(module, "__build_version__", NN_BUILD_VERSION) < 0)

@@ -37,10 +37,13 @@ enum {
 };
 
 #define NN_ROW_KINDS 3 /* interface, address, route: the kinds with a row type */
+#define NN_SINK_NAMES 21 /* the attribute and method names _PlainSink looks up (nn_sink.c) */
 
 typedef struct {
     PyObject *handle_type;
     PyObject *bell_type; /* _Doorbell (Linux; NULL elsewhere) */
+    PyObject *sink_type; /* _PlainSink (Linux; NULL elsewhere) */
+    PyObject *sink_names[NN_SINK_NAMES];
     PyObject *row_type[NN_ROW_KINDS];
     PyObject *notification_type[4]; /* MibNotificationType members */
     PyObject *enums[NN_ENUM_COUNT];
@@ -97,6 +100,7 @@ int nn_py_to_uint(PyObject *value, unsigned long long max, unsigned long long *o
 /* nn_core.c */
 int nn_core_init(PyObject *module, nn_state *st);
 int nn_bell_init(PyObject *module, nn_state *st); /* Linux */
+int nn_sink_init(PyObject *module, nn_state *st); /* Linux */
 PyObject *nn_register(nn_state *st, nn_kind kind, int family, PyObject *callback, PyObject *context,
                       int initial_notification);
 /* strict: 1 for cancel_mib_change_notify2 (second cancel is an error), 0 for handle.cancel(). */

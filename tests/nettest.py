@@ -301,6 +301,26 @@ def syscalls() -> dict[int, str]:
     return {tid: name for tid, name in found.items() if name != "gone"}
 
 
+RowHook = Callable[[Callable[[Any, Any, Any], object], Any, Any, Any], None]
+
+
+def hook_watch_rows(hook: RowHook, set_attribute: Callable[[object, str, Any], None] = setattr) -> None:
+    """Every row registration a watcher makes from now on calls hook(callback, kind, row, notification_type)
+    instead of its callback (Watcher._on_row, or on Linux the plain watcher's C _PlainSink), on the thread
+    that delivers the change; the hook calls callback(kind, row, notification_type) itself. set_attribute:
+    pytest's monkeypatch.setattr, to undo it after the test (a script's own process may keep it)."""
+    from netnotify import _netnotify as _nn  # the module whose functions the watcher calls
+
+    def hooked(register: Callable[..., Any]) -> Callable[..., Any]:
+        def register_hooked(family: int, callback: Callable[[Any, Any, Any], object], context: Any) -> Any:
+            return register(family, lambda kind, row, ntype: hook(callback, kind, row, ntype), context)
+
+        return register_hooked
+
+    for name in ("notify_ip_interface_change", "notify_unicast_ip_address_change", "notify_route_change2"):
+        set_attribute(_nn, name, hooked(getattr(_nn, name)))
+
+
 def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

@@ -17,7 +17,7 @@ import time
 import typing
 
 import pytest
-from nettest import KNOWS_SYSCALLS, KNOWS_SYSCALLS_REASON, Lan, NetNS, syscall_of, wait_until
+from nettest import KNOWS_SYSCALLS, KNOWS_SYSCALLS_REASON, Lan, NetNS, hook_watch_rows, syscall_of, wait_until
 
 import netnotify
 
@@ -191,8 +191,9 @@ def reports(monkeypatch: pytest.MonkeyPatch) -> list[object]:
 def _reading_consumer(
     ns: NetNS, lan: Lan, style: str, monkeypatch: pytest.MonkeyPatch, on_row: typing.Callable[..., None]
 ) -> _Consumer:
-    """A route watcher (its _on_row replaced by on_row) and its consumer, once that reads the socket."""
-    monkeypatch.setattr(netnotify.Watcher, "_on_row", on_row)
+    """A route watcher (each change goes through on_row, see hook_watch_rows) and its consumer, once that
+    reads the socket."""
+    hook_watch_rows(on_row, monkeypatch.setattr)
     consumer = _Consumer(netnotify.watch("route", family=socket.AF_INET, snapshot=True), style)
     try:
         consumer.take_the_socket(ns, lan)
@@ -220,13 +221,12 @@ def _stall_the_consumer_through_a_burst(
     stall = threading.Event()
     adds_sent = threading.Event()
     stalled_on: list[int] = []
-    original = netnotify.Watcher._on_row
 
-    def on_row(self: netnotify.Watcher, *args: typing.Any) -> None:
+    def on_row(callback: typing.Callable[..., object], *args: typing.Any) -> None:
         if stall.is_set() and not stalled_on:
             stalled_on.append(threading.get_ident())
             adds_sent.wait(60)  # the reader holds the socket until the adds have been sent
-        original(self, *args)
+        callback(*args)
 
     consumer = _reading_consumer(ns, lan, style, monkeypatch, on_row)
     try:

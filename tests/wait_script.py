@@ -40,7 +40,7 @@ from typing import Any
 import netnotify
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nettest import context_switches, epoll_timeout_of, ip, syscalls
+from nettest import context_switches, epoll_timeout_of, hook_watch_rows, ip, syscalls
 
 
 def sleeping_in() -> list[str]:
@@ -243,14 +243,13 @@ def stream() -> None:
     report: dict[str, Any] = {}
     link_up()
     delivered_on: dict[int, int] = {}  # thread ident -> changes delivered (normalized) on it
-    on_row = netnotify.Watcher._on_row
 
-    def counting_on_row(self: netnotify.Watcher, *args: Any) -> None:
+    def counting(callback: Callable[[Any, Any, Any], object], *args: Any) -> None:
         ident = threading.get_ident()
         delivered_on[ident] = delivered_on.get(ident, 0) + 1
-        on_row(self, *args)
+        callback(*args)
 
-    netnotify.Watcher._on_row = counting_on_row  # type: ignore[method-assign,assignment]
+    hook_watch_rows(counting)
     watcher = netnotify.watch("route", family=socket.AF_INET)
     stop_at = [0]  # the consumer stops after this many events, until `go`
     go = threading.Event()
@@ -323,13 +322,12 @@ def watch_async() -> None:
     link_up()
     loop_thread = threading.get_ident()
     readers: list[str] = []  # per change the watcher took in: read on the loop's thread, or another's
-    original = netnotify.Watcher._on_row
 
-    def on_row(self: netnotify.Watcher, *args: Any) -> None:
+    def on_row(callback: Callable[[Any, Any, Any], object], *args: Any) -> None:
         readers.append("loop" if threading.get_ident() == loop_thread else "other")
-        original(self, *args)
+        callback(*args)
 
-    netnotify.Watcher._on_row = on_row  # type: ignore[method-assign,assignment]
+    hook_watch_rows(on_row)
     # The dispatcher's own descriptors (its epoll set, its eventfd) stay once it started: what the watcher
     # adds must not. The dispatcher closes a cancelled registration's sockets soon after the cancel.
     netnotify.notify_route_change2(socket.AF_INET, lambda *args: None).cancel()

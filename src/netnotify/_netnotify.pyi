@@ -457,6 +457,19 @@ def _report_exception(exc: BaseException, obj: object, /) -> None: ...
 
 if sys.platform == "linux":
     @final
+    class _PlainSink:
+        def __init__(
+            self,
+            watcher: object,
+            classes: dict[Any, type],
+            changes: tuple[object, object, object],
+            only_lifetimes_differ: Callable[[Any, Any], bool],
+            ignore_lifetimes: bool,
+        ) -> None: ...
+        def __call__(self, kind: Any, row: Any, notification_type: int, /) -> None: ...
+        def take(self) -> Any: ...
+
+    @final
     class _Doorbell:
         def __init__(self, semaphore: bool = False) -> None: ...
         def ring(self, count: int = 1, /) -> None: ...

@@ -384,6 +384,14 @@ class Watcher:
         self._lending = False  # _lend() is asking for it
         self._loop_reading = 0
         self._loop_waits = 0  # aget() calls of the reader loop between starting and ending a wait
+        # Linux, plain (no settle window): the registrations' callback is _PlainSink, _on_row and the plain
+        # branch of _normalize in C; with _here, its take() is the consumer's loop of _get (no timeout) in C.
+        self._sink: Callable[[Kind, Row | None, MibNotificationType], object] | None = None
+        self._take: Callable[[], Event | None] | None = None
+        if sys.platform == "linux" and self._plain and settle is None:
+            self._sink = _nn._PlainSink(
+                self, _EVENT_CLASS, (_CHANGE, _ADD, _DELETE), _only_lifetimes_differ, ignore_lifetime_changes
+            )
         _WATCHERS.add(self)  # for _after_fork_in_child
 
     # ------------------------------------------------------------------ start
@@ -398,6 +406,8 @@ class Watcher:
                 and self.kinds[0] in (Kind.INTERFACE, Kind.ADDRESS, Kind.ROUTE)
             ):
                 self._here = self._handles[0]
+                if sys.platform == "linux" and isinstance(self._sink, _nn._PlainSink):
+                    self._take = self._sink.take
             tables = self._read_tables()
         except BaseException:
             self.close()
@@ -426,13 +436,14 @@ class Watcher:
 
     def _register(self) -> None:
         family = int(self.family)
+        on_row = self._on_row if self._sink is None else self._sink
         for kind in self.kinds:
             if kind is Kind.INTERFACE:
-                self._handles.append(_nn.notify_ip_interface_change(family, self._on_row, kind))
+                self._handles.append(_nn.notify_ip_interface_change(family, on_row, kind))
             elif kind is Kind.ADDRESS:
-                self._handles.append(_nn.notify_unicast_ip_address_change(family, self._on_row, kind))
+                self._handles.append(_nn.notify_unicast_ip_address_change(family, on_row, kind))
             elif kind is Kind.ROUTE:
-                self._handles.append(_nn.notify_route_change2(family, self._on_row, kind))
+                self._handles.append(_nn.notify_route_change2(family, on_row, kind))
             elif kind is Kind.TEREDO:
                 self._handles.append(_nn.notify_teredo_port_change(self._on_teredo))
             else:
@@ -461,6 +472,7 @@ class Watcher:
     # ------------------------------------------------------------------ OS callbacks (any thread)
 
     def _on_row(self, kind: Kind, row: Row | None, ntype: MibNotificationType) -> None:
+        # On Linux a plain watcher's registrations call _PlainSink instead (nn_sink.c: the same, in C)
         change = _CHANGES.get(ntype)
         if row is None or change is None:
             return
@@ -505,6 +517,7 @@ class Watcher:
     # ------------------------------------------------------------------ normalization (lock held)
 
     def _normalize(self, kind: Kind, change: Change, row: Row, when: float, complete: bool) -> None:
+        # Keep nn_sink.c's nn_sink_normalize in step (tests/test_watch_sink.py compares them)
         key = (kind, row._identity)  # _key(), inlined: this runs for every change
         previous = self._state.get(key)
         if change is _DELETE:
@@ -799,6 +812,10 @@ class Watcher:
                 return self._queue.popleft()  # type: ignore[return-value]
             except IndexError:  # another consumer took it
                 pass
+        if timeout is None and self._take is not None:
+            event = self._take()  # _get's loop in C; None: this path's decision
+            if event is not None:
+                return event
         if self._callback is not None:
             self._check_queued()
         try:
@@ -874,7 +891,13 @@ class Watcher:
         return self._events()
 
     def _events(self) -> Iterator[Event]:
+        take = self._take
         while True:
+            if take is not None:
+                event = take()  # get(), without its Python frames; None: get() decides
+                if event is not None:
+                    yield event
+                    continue
             try:
                 yield self.get()
             except WatcherClosed:
