@@ -965,6 +965,11 @@ class Watcher:
         return self
 
     async def __anext__(self) -> Event:
+        if self._plain and self._queue:  # aget()'s first step, without a second coroutine per event
+            try:
+                return self._queue.popleft()  # type: ignore[return-value]
+            except IndexError:  # another consumer took it
+                pass
         try:
             return await self.aget()
         except WatcherClosed:
