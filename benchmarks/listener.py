@@ -11,7 +11,8 @@ it is the ip process's (/proc/PID/schedstat). Latency stamps are CLOCK_MONOTONIC
 event reached the consumer; `ip monitor` stamps its lines itself, in CLOCK_REALTIME (-ts).
 
 Modes: nn-count, nn-read (netnotify's low-level callback), watch, watch-async (netnotify.watch), pyroute2,
-ip-monitor, scale (many registrations), cancel (cancel latency), table (get_ip_forward_table2).
+ip-monitor, py-floor and py-async-floor (a raw socket read in Python, blocking or by asyncio: the floors),
+scale (many registrations), cancel (cancel latency), table (get_ip_forward_table2).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import resource
 import select
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -30,6 +32,12 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+# kind -> (RTNLGRP_* groups, nlmsg types counted)
+KINDS = {
+    "route": ([7, 11], [24, 25]),  # RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE; RTM_NEWROUTE, RTM_DELROUTE
+    "address": ([5, 9], [20, 21]),  # RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR; RTM_NEWADDR, RTM_DELADDR
+    "interface": ([1], [16, 17]),  # RTNLGRP_LINK; RTM_NEWLINK, RTM_DELLINK
+}
 SO_RCVBUFFORCE = 33
 SOL_NETLINK = 270
 NETLINK_DROP_MEMBERSHIP = 2
@@ -415,6 +423,89 @@ def mode_pyroute2(args: argparse.Namespace) -> None:
                     run.reached()
 
 
+# ---------------------------------------------------------------- the floors of Python and of asyncio
+
+NETLINK_ADD_MEMBERSHIP = 1
+
+
+def floor_socket(args: argparse.Namespace) -> socket.socket:
+    """A raw NETLINK_ROUTE socket subscribed to the kind's groups, with the C reader's buffer."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+    if args.rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, args.rcvbuf)
+    sock.bind((0, 0))
+    for group in KINDS[args.kind][0]:
+        sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group)
+    return sock
+
+
+def mode_floor(args: argparse.Namespace) -> None:
+    """What any Python reader of the socket pays: one recv per datagram (blocking, or in an asyncio reader
+    callback that wakes a task awaiting a future), the messages counted by their headers, nothing parsed."""
+    sock = floor_socket(args)
+    types = frozenset(KINDS[args.kind][1])
+    run = Run(args)
+    stamps = run.stamps
+    target = args.target
+    latency = args.latency
+    unpack = struct.Struct("=IH").unpack_from
+
+    def count(data: bytes) -> None:
+        offset = 0
+        while offset + 16 <= len(data):
+            length, kind = unpack(data, offset)
+            if kind in types:
+                if latency:
+                    stamps.append(time.monotonic_ns())
+                run.count += 1
+                if run.count == target:
+                    run.reached()
+            offset += max(16, (length + 3) & ~3)
+
+    def receive() -> bytes:
+        try:
+            return sock.recv(65536)
+        except OSError as err:
+            if err.errno != ENOBUFS:
+                raise
+            run.overflows += 1  # lost: a floor does not repair
+            return b""
+
+    def stdin_then_exit() -> None:
+        wait_stdin_eof()
+        os._exit(0)
+
+    run.start()
+    if not args.idle:
+        threading.Thread(target=run.wait_and_report, daemon=True).start()
+    threading.Thread(target=stdin_then_exit, daemon=True).start()
+    if args.mode == "py-floor":
+        while True:
+            count(receive())
+    import asyncio
+
+    async def consume() -> None:
+        loop = asyncio.get_running_loop()
+        received: list[bytes] = []
+        waiter: list[asyncio.Future[None] | None] = [None]
+
+        def readable() -> None:
+            received.append(receive())
+            future = waiter[0]
+            if future is not None and not future.done():
+                future.set_result(None)
+
+        sock.setblocking(False)
+        loop.add_reader(sock.fileno(), readable)
+        while True:
+            while received:
+                count(received.pop(0))
+            future = waiter[0] = loop.create_future()
+            await future
+
+    asyncio.run(consume())
+
+
 # ---------------------------------------------------------------- ip monitor
 
 
@@ -612,6 +703,8 @@ MODES = {
     "watch-async": mode_watch,
     "pyroute2": mode_pyroute2,
     "ip-monitor": mode_ip_monitor,
+    "py-floor": mode_floor,
+    "py-async-floor": mode_floor,
     "scale": mode_scale,
     "cancel": mode_cancel,
     "table": mode_table,

@@ -12,7 +12,8 @@ Workloads (the generator, `ip -batch` or benchmarks/nlwriter.c, is its own proce
 bursts of routes, addresses and veth pairs added then deleted, single-change latency, idle, 1,000
 registrations, cancel, and listing a 500,000-route table. Listeners: a raw C reader (benchmarks/nlreader.c,
 compiled here), `ip monitor`, pyroute2 (installed into benchmarks/.venv when the interpreter lacks it),
-netnotify's low-level callback (counting, and reading two members), and its blocking and asyncio watchers.
+netnotify's low-level callback (counting, and reading two members), its blocking and asyncio watchers, and
+the floors of Python: the socket read by plain Python, blocking and by asyncio, nothing parsed.
 A second C reader with a 256 MiB buffer runs beside every listener: its count is the truth.
 """
 
@@ -43,7 +44,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from listener import netlink_drops, percentiles, socket_inodes  # noqa: E402
+from listener import KINDS, netlink_drops, percentiles, socket_inodes  # noqa: E402
 
 ENV_HOST_NETNS = "NNBENCH_HOST_NETNS"
 ENV_TMP = "NNBENCH_TMP"
@@ -55,12 +56,6 @@ TRUTH_RCVBUF = 256 * MiB  # the truth reader: nothing is dropped
 PYROUTE2_LARGE_RCVBUF = 64 * MiB
 GATEWAY4 = "10.255.0.2"
 
-# kind -> (RTNLGRP_* groups, nlmsg types counted)
-KINDS = {
-    "route": ([7, 11], [24, 25]),  # RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE; RTM_NEWROUTE, RTM_DELROUTE
-    "address": ([5, 9], [20, 21]),  # RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR; RTM_NEWADDR, RTM_DELADDR
-    "interface": ([1], [16, 17]),  # RTNLGRP_LINK; RTM_NEWLINK, RTM_DELLINK
-}
 LISTENERS = [
     "c",
     "c-default",
@@ -71,6 +66,8 @@ LISTENERS = [
     "nn-read",
     "watch",
     "watch-async",
+    "py-floor",
+    "py-async-floor",
 ]
 NETNOTIFY = {"nn-count", "nn-read", "watch", "watch-async"}
 IDLE_LISTENERS = ["c", "ip-monitor", "pyroute2", "nn-count", "watch", "watch-async"]
@@ -84,6 +81,10 @@ DESCRIPTION = {
     "nn-read": "netnotify notify_*(), the callback reads two members of the row",
     "watch": "netnotify.watch(), blocking `for event in watcher`",
     "watch-async": "netnotify.watch(), `async for event in watcher`",
+    "py-floor": "the floor of Python: a raw netlink socket read by `recv` per datagram, messages counted by "
+    "their headers (no parsing), the C reader's buffer",
+    "py-async-floor": "the floor of asyncio: the same socket read in an `add_reader` callback that wakes a "
+    "task awaiting a future, as any asyncio reader does",
 }
 
 
@@ -407,6 +408,8 @@ class Bench:
         ]
         if name == "pyroute2-large":
             cmd += ["--rcvbuf", str(PYROUTE2_LARGE_RCVBUF)]
+        if name.startswith("py-"):
+            cmd += ["--rcvbuf", str(C_RCVBUF)]
         return cmd + (["--latency"] if latency else []) + (["--idle"] if idle else [])
 
     def start(self, name: str, cmd: Sequence[str]) -> Proc:
@@ -804,6 +807,13 @@ def report(bench: Bench, reps: int, workloads: list[Workload], seconds: float, c
     ):
         text, ok = cpu_target(names, limit, ws)
         add(f"| {label} | {text} | {verdict(ok)} |")
+    # What a watcher is up against: any Python reader of the socket pays the floor of its style (py-floor for
+    # a blocking one, py-async-floor for asyncio), before any parsing.
+    floors, _ = cpu_target(["py-floor", "py-async-floor"], 3.0, workloads)
+    add(
+        "| not a target, the floors of the watchers: a raw socket read in Python (py-floor, blocking) and by "
+        f"asyncio (py-async-floor), nothing parsed | {floors} | for reference |"
+    )
     for names, what in (
         (["nn-count", "nn-read"], "low-level callbacks"),
         (["watch", "watch-async"], "watchers"),

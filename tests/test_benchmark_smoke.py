@@ -31,6 +31,8 @@ LISTENERS = [
     "nn-read",
     "watch",
     "watch-async",
+    "py-floor",
+    "py-async-floor",
 ]
 
 
@@ -87,6 +89,11 @@ def test_quick_run_reports_every_listener(tmp_path: Path) -> None:
         assert c["lost"] == 0, workload
         assert c["drops"] == 0, workload
         assert c["cpu_s"] >= 0, workload
+    # So are the Python floors' (a raw socket read in Python, blocking or by asyncio): every message
+    for workload, count in messages.items():
+        for name in ("py-floor", "py-async-floor"):
+            (floor,) = [r for r in runs if r["workload"] == workload and r["listener"] == name]
+            assert floor["events"] == floor["expected"] == count, (workload, name)
     (c_latency,) = [r for r in runs if r["workload"] == "latency" and r["listener"] == "c"]
     assert c_latency["events"] == sizes["latency_count"]
     assert c_latency["latency_us"]["n"] == sizes["latency_count"]
